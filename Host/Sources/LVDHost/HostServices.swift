@@ -1,0 +1,70 @@
+import Foundation
+import LVDRuntime
+import LVDSDK
+import Logging
+import Synchronization
+
+/// The `lvd_host` every plugin receives: logging into swift-log, progress into the CLI's
+/// display, cancellation from Ctrl-C, and the service tables (`lvd.tensor/1`, …).
+public final class HostServices: @unchecked Sendable {
+    public static let shared = HostServices()
+
+    public static let hostVersion = "0.1.0"
+
+    /// Receives plugin progress: (source, done, total, what). Called on the plugin's thread.
+    public typealias ProgressHandler = @Sendable (String, Int64, Int64, String) -> Void
+
+    public let table: UnsafePointer<lvd_host>
+    private let cancelled = Atomic<Bool>(false)
+    private let progressHandler = Mutex<ProgressHandler?>(nil)
+    let logger: Logger
+    /// Service tables by versioned id.
+    let extensions: [String: UnsafeRawPointer]
+
+    private init() {
+        logger = Logger(label: "lvd.plugin")
+        extensions = [LVD_TENSOR_EXTENSION_ID: UnsafeRawPointer(TensorAPI.table)]
+        let host = UnsafeMutablePointer<lvd_host>.allocate(capacity: 1)
+        host.initialize(to: lvd_host(
+            struct_size: UInt32(MemoryLayout<lvd_host>.size),
+            abi_major: UInt32(LVD_ABI_MAJOR),
+            abi_minor: UInt32(LVD_ABI_MINOR),
+            name: UnsafePointer(strdup("lvd")),
+            version: UnsafePointer(strdup(HostServices.hostVersion)),
+            host_data: nil,
+            log: { _, level, source, message in
+                let services = HostServices.shared
+                let text = message.map { String(cString: $0) } ?? ""
+                let origin = source.map { String(cString: $0) } ?? "plugin"
+                services.logger.log(level: HostServices.logLevel(level), "\(text)", metadata: ["plugin": "\(origin)"])
+            },
+            progress: { _, source, done, total, what in
+                let origin = source.map { String(cString: $0) } ?? "plugin"
+                let label = what.map { String(cString: $0) } ?? ""
+                HostServices.shared.progressHandler.withLock { $0 }?(origin, done, total, label)
+            },
+            is_cancelled: { _ in HostServices.shared.isCancelled },
+            get_extension: { _, id in
+                guard let id else { return nil }
+                return HostServices.shared.extensions[String(cString: id)]
+            }))
+        table = UnsafePointer(host)
+    }
+
+    public var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
+
+    /// Asks every plugin to stop at its next check (Ctrl-C).
+    public func cancel() { cancelled.store(true, ordering: .relaxed) }
+
+    public func setProgressHandler(_ handler: ProgressHandler?) { progressHandler.withLock { $0 = handler } }
+
+    static func logLevel(_ level: Int32) -> Logger.Level {
+        switch level {
+        case LVD_LOG_TRACE: return .trace
+        case LVD_LOG_DEBUG: return .debug
+        case LVD_LOG_INFO: return .info
+        case LVD_LOG_WARNING: return .warning
+        default: return .error
+        }
+    }
+}

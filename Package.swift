@@ -1,0 +1,61 @@
+// swift-tools-version:6.0
+// lvd: LLM-grounded video diffusion. The `lvd` host, the in-tree plugins (each its own
+// shared library) and the tests. The SDK (C ABI headers, the shared runtime, the plugin kit)
+// is the local package in SDK/ — see DESIGN.md §1 for why it must be a separate package.
+import PackageDescription
+
+let package = Package(
+    name: "lvd",
+    products: [
+        .executable(name: "lvd", targets: ["lvd"]),
+        // In-tree plugins: one dynamic library each, found by plugins.d/<id>.json.
+        .library(name: "LVDPlannerFile", type: .dynamic, targets: ["LVDPlannerFile"]),
+    ],
+    dependencies: [
+        .package(path: "SDK"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenSSL", path: "Host/Sources/COpenSSL", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
+        .target(
+            name: "LVDHost",
+            dependencies: [
+                "COpenSSL",
+                .product(name: "LVDSDK", package: "SDK"),
+                .product(name: "LVDRuntime", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Host/Sources/LVDHost"),
+        .executableTarget(
+            name: "lvd",
+            dependencies: [
+                "LVDHost",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Host/Sources/lvd"),
+        .target(
+            name: "LVDPlannerFile",
+            dependencies: [
+                .product(name: "LVDPluginKit", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+            ],
+            path: "Plugins/Planners/File"),
+        // Tests depend on the host library only, never on plugin targets (each plugin exports
+        // lvd_plugin_entry); they dlopen the built plugin libraries next to the test bundle.
+        .testTarget(
+            name: "LVDHostTests",
+            dependencies: [
+                "LVDHost",
+                .product(name: "LVDSDK", package: "SDK"),
+                .product(name: "LVDRuntime", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+            ],
+            path: "Tests/LVDHostTests",
+            exclude: ["Fixtures"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

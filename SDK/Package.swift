@@ -1,0 +1,24 @@
+// swift-tools-version:6.0
+// The lvd plugin SDK: the C ABI headers, the one shared runtime (libLVDRuntime.so) and
+// Swift conveniences for plugin authors. A separate package so that its `.dynamic` product
+// is linked as ONE shared library by the host and every plugin (see DESIGN.md §1).
+import PackageDescription
+
+let package = Package(
+    name: "LVDSDK",
+    products: [
+        .library(name: "LVDSDK", targets: ["LVDSDK"]),
+        .library(name: "LVDRuntime", type: .dynamic, targets: ["LVDRuntime"]),
+        .library(name: "LVDPluginKit", targets: ["LVDPluginKit"]),
+        .library(name: "LVDFormats", targets: ["LVDFormats"]),
+    ],
+    targets: [
+        // Header-only C target: Sources/LVDSDK/include is a link to SDK/include.
+        .target(name: "LVDSDK", path: "Sources/LVDSDK"),
+        .target(name: "LVDRuntime", dependencies: ["LVDSDK"]),
+        // Built over the C tables only: a Swift plugin links this, never the host.
+        .target(name: "LVDPluginKit", dependencies: ["LVDSDK", "LVDFormats"]),
+        .target(name: "LVDFormats"),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,78 @@
+import LVDSDK
+
+/// The `lvd.tensor/1` service table, backed by this runtime. The host hands its address to
+/// plugins through `lvd_host.get_extension`.
+public enum TensorAPI {
+    /// Handles of tensors that crossed the ABI.
+    public static let handles = HandleTable<Tensor>(kind: "tensor")
+
+    public static let table: UnsafePointer<lvd_tensor_api> = {
+        let table = UnsafeMutablePointer<lvd_tensor_api>.allocate(capacity: 1)
+        table.initialize(to: lvd_tensor_api(
+            struct_size: UInt32(MemoryLayout<lvd_tensor_api>.size),
+            create: { dtype, rank, shape, data, out, err in
+                guard let out else { return fail(err, LVD_ERR_INVALID_ARGUMENT, "create: out is NULL") }
+                guard let type = DType(rawValue: dtype) else {
+                    return fail(err, LVD_ERR_INVALID_ARGUMENT, "create: unknown dtype \(dtype)")
+                }
+                guard rank <= UInt32(Tensor.maxRank) else {
+                    return fail(err, LVD_ERR_INVALID_ARGUMENT, "create: rank \(rank) exceeds \(Tensor.maxRank)")
+                }
+                if rank > 0 && shape == nil { return fail(err, LVD_ERR_INVALID_ARGUMENT, "create: shape is NULL") }
+                let extents = (0..<Int(rank)).map { Int(shape![$0]) }
+                do {
+                    let tensor = try Tensor(dtype: type, shape: extents)
+                    if let data { tensor.overwrite(from: data) }
+                    out.pointee = handles.insert(tensor)
+                    return LVD_OK
+                } catch {
+                    return fail(err, LVD_ERR_INVALID_ARGUMENT, "create: \(error)")
+                }
+            },
+            retain: { tensor, err in
+                do { try handles.retain(tensor); return LVD_OK }
+                catch { return fail(err, LVD_ERR_RELEASED_HANDLE, "retain: \(error)") }
+            },
+            release: { tensor, err in
+                do { try handles.release(tensor); return LVD_OK }
+                catch { return fail(err, LVD_ERR_RELEASED_HANDLE, "release: \(error)") }
+            },
+            describe: { tensor, dtype, rank, shape, capacity, err in
+                let object: Tensor
+                do { object = try handles.resolve(tensor) }
+                catch { return fail(err, LVD_ERR_RELEASED_HANDLE, "describe: \(error)") }
+                dtype?.pointee = object.dtype.rawValue
+                rank?.pointee = UInt32(object.shape.count)
+                if let shape {
+                    guard capacity >= UInt32(object.shape.count) else {
+                        return fail(err, LVD_ERR_INVALID_ARGUMENT,
+                                    "describe: shape capacity \(capacity) < rank \(object.shape.count)")
+                    }
+                    for (axis, extent) in object.shape.enumerated() { shape[axis] = Int64(extent) }
+                }
+                return LVD_OK
+            },
+            read: { tensor, destination, capacity, err in
+                let object: Tensor
+                do { object = try handles.resolve(tensor) }
+                catch { return fail(err, LVD_ERR_RELEASED_HANDLE, "read: \(error)") }
+                guard capacity >= object.bytes.count else {
+                    return fail(err, LVD_ERR_INVALID_ARGUMENT,
+                                "read: destination holds \(capacity) bytes, the tensor has \(object.bytes.count)")
+                }
+                if object.bytes.isEmpty { return LVD_OK }
+                guard let destination else { return fail(err, LVD_ERR_INVALID_ARGUMENT, "read: destination is NULL") }
+                object.bytes.withUnsafeBytes { destination.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                return LVD_OK
+            },
+            live_count: { Int64(handles.count) }
+        ))
+        return UnsafePointer(table)
+    }()
+}
+
+/// Writes `message` into a caller's `lvd_error` (when present) and returns `status`.
+@discardableResult
+func fail(_ error: UnsafeMutablePointer<lvd_error>?, _ status: Int32, _ message: String) -> lvd_status {
+    lvd_error_set_message(error, status, message)
+}
