@@ -1,0 +1,145 @@
+import Foundation
+import LVDRuntime
+import LVDSDK
+import XCTest
+
+/// The shared runtime through its C table, as a plugin sees it.
+final class RuntimeTests: XCTestCase {
+    let api = TensorAPI.table.pointee
+
+    func testCreateDescribeReadRelease() throws {
+        var error = lvd_error()
+        lvd_error_init(&error)
+        let values: [Float] = [1, 2, 3, 4, 5, 6]
+        let shape: [Int64] = [2, 3]
+        var tensor: OpaquePointer?
+        let before = api.live_count()
+        XCTAssertEqual(api.create(LVD_DTYPE_F32, 2, shape, values, &tensor, &error), LVD_OK)
+        XCTAssertEqual(api.live_count(), before + 1)
+        var dtype: lvd_dtype = -1, rank: UInt32 = 0
+        var extents = [Int64](repeating: 0, count: 8)
+        XCTAssertEqual(api.describe(tensor, &dtype, &rank, &extents, 8, &error), LVD_OK)
+        XCTAssertEqual(dtype, LVD_DTYPE_F32)
+        XCTAssertEqual(Array(extents.prefix(Int(rank))), [2, 3])
+        var back = [Float](repeating: 0, count: 6)
+        XCTAssertEqual(api.read(tensor, &back, 24, &error), LVD_OK)
+        XCTAssertEqual(back, values)
+        XCTAssertEqual(api.read(tensor, &back, 20, &error), LVD_ERR_INVALID_ARGUMENT)
+        XCTAssertTrue(message(&error).contains("destination holds 20 bytes, the tensor has 24"), message(&error))
+
+        XCTAssertEqual(api.retain(tensor, &error), LVD_OK)
+        XCTAssertEqual(api.release(tensor, &error), LVD_OK)
+        XCTAssertEqual(api.live_count(), before + 1, "one reference left")
+        XCTAssertEqual(api.release(tensor, &error), LVD_OK)
+        XCTAssertEqual(api.live_count(), before)
+    }
+
+    func testReleasedHandleIsAStatusNotACrash() {
+        var error = lvd_error()
+        lvd_error_init(&error)
+        var tensor: OpaquePointer?
+        XCTAssertEqual(api.create(LVD_DTYPE_U8, 0, nil, nil, &tensor, &error), LVD_OK)
+        XCTAssertEqual(api.release(tensor, &error), LVD_OK)
+        for call in [{ self.api.release(tensor, &error) }, { self.api.retain(tensor, &error) },
+                     { self.api.describe(tensor, nil, nil, nil, 0, &error) }] {
+            lvd_error_init(&error)
+            XCTAssertEqual(call(), LVD_ERR_RELEASED_HANDLE)
+            XCTAssertTrue(message(&error).contains("was released or never created"), message(&error))
+        }
+        XCTAssertEqual(api.describe(nil, nil, nil, nil, 0, &error), LVD_ERR_RELEASED_HANDLE)
+        XCTAssertTrue(message(&error).contains("tensor handle is NULL"))
+    }
+
+    func testCreateRejectsBadArguments() {
+        var error = lvd_error()
+        lvd_error_init(&error)
+        var tensor: OpaquePointer?
+        XCTAssertEqual(api.create(99, 1, [1], nil, &tensor, &error), LVD_ERR_INVALID_ARGUMENT)
+        XCTAssertTrue(message(&error).contains("unknown dtype 99"))
+        XCTAssertEqual(api.create(LVD_DTYPE_F32, 9, [Int64](repeating: 1, count: 9), nil, &tensor, &error), LVD_ERR_INVALID_ARGUMENT)
+        XCTAssertTrue(message(&error).contains("rank 9 exceeds 8"))
+        XCTAssertEqual(api.create(LVD_DTYPE_F32, 2, [2, -1], [Float](repeating: 0, count: 4), &tensor, &error), LVD_ERR_INVALID_ARGUMENT)
+        XCTAssertTrue(message(&error).contains("extent -1 of axis 1 is negative"), message(&error))
+        XCTAssertNil(tensor, "out untouched on failure")
+    }
+
+    func testErrorMessagesAreTruncatedOnACharacterBoundary() {
+        var error = lvd_error()
+        lvd_error_init(&error)
+        let long = String(repeating: "é", count: 600) // 1200 bytes
+        XCTAssertEqual(lvd_error_set_message(&error, LVD_ERR_IO, long), LVD_ERR_IO)
+        let text = message(&error)
+        XCTAssertEqual(text.utf8.count, 1022, "511 whole characters fit in 1023 bytes")
+        XCTAssertEqual(text, String(repeating: "é", count: 511))
+        // A caller built with a smaller lvd_error (older SDK) is respected.
+        lvd_error_init(&error)
+        error.struct_size = UInt32(MemoryLayout<lvd_error>.offset(of: \lvd_error.message)! + 4)
+        lvd_error_set_message(&error, LVD_ERR_IO, "abcdef")
+        XCTAssertEqual(message(&error), "abc")
+    }
+
+    func testHostAndPluginsLinkOneSharedRuntime() throws {
+        let readelf = try runProcess("/usr/bin/env", ["readelf", "-d", TestPaths.lvd])
+        XCTAssertTrue(readelf.stdout.contains("Shared library: [libLVDRuntime.so]"), readelf.stdout)
+        // This test process links the runtime too; the C plugin's tensor round trip in the CLI tests
+        // runs through the host's copy. Exactly one libLVDRuntime.so is mapped here.
+        // procfs reports size 0, so read to the end rather than by size.
+        let maps = String(decoding: try XCTUnwrap(FileHandle(forReadingAtPath: "/proc/self/maps")).readDataToEndOfFile(), as: UTF8.self)
+        let paths = Set(maps.split(separator: "\n").compactMap { line -> Substring? in
+            guard let slash = line.firstIndex(of: "/"), line.hasSuffix("libLVDRuntime.so") else { return nil }
+            return line[slash...]
+        })
+        XCTAssertEqual(paths.count, 1, "\(paths)")
+    }
+
+    private func message(_ error: inout lvd_error) -> String {
+        withUnsafeBytes(of: &error.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+}
+
+/// The headers compile as C11 and C++ with every warning an error, and the inline helpers work.
+final class HeaderTests: XCTestCase {
+    func testHeadersCompileAsC11AndCxx() throws {
+        let temp = try TempDir()
+        try temp.write("check.c", """
+        #include <lvd/lvd.h>
+        #include <lvd/params_jsonc.h>
+        int main(void) {
+            lvd_error e;
+            lvd_error_init(&e);
+            lvd_error_set(&e, LVD_ERR_PARSE, "bad %s at %d", "token", 7);
+            lvd_host host;
+            memset(&host, 0, sizeof host);
+            host.struct_size = sizeof host;
+            return (strcmp(e.message, "bad token at 7") == 0 && e.status == LVD_ERR_PARSE
+                    && LVD_HAS_FIELD(&host, lvd_host, get_extension)
+                    && strcmp(lvd_status_name(LVD_ERR_ABI), "abi") == 0) ? 0 : 1;
+        }
+        """)
+        try FileManager.default.copyItem(atPath: temp.file("check.c"), toPath: temp.file("check.cpp"))
+        let compilers: [(String, [String], String)] = [
+            ("cc", ["-std=c11"], "check.c"), ("cc", ["-std=c17"], "check.c"),
+            ("c++", ["-std=c++11"], "check.cpp"), ("c++", ["-std=c++17"], "check.cpp"),
+        ]
+        for (compiler, flags, source) in compilers {
+            let output = temp.file("check-\(compiler)-\(flags[0])")
+            let build = try runProcess("/usr/bin/env", [compiler] + flags + ["-Wall", "-Wextra", "-Werror", "-pedantic",
+                                                                           "-I", TestPaths.sdkInclude, temp.file(source), "-ljson-c", "-o", output])
+            XCTAssertEqual(build.status, 0, "\(compiler) \(flags): \(build.output)")
+            guard build.status == 0 else { continue }
+            XCTAssertEqual(try runProcess(output, []).status, 0, "\(compiler) \(flags): helpers misbehave")
+        }
+    }
+
+    func testEveryFunctionPointerIsDocumented() throws {
+        // Each function of the ABI carries a comment saying its thread rule or failure value.
+        for header in ["host.h", "plugin.h", "planner.h", "method.h", "tensor.h"] {
+            let text = try String(contentsOfFile: TestPaths.sdkInclude + "/lvd/" + header, encoding: .utf8)
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            for (index, line) in lines.enumerated() where line.contains("(*") {
+                let before = lines[max(0, index - 12)..<index].joined(separator: "\n")
+                XCTAssertTrue(before.contains("*/"), "\(header): undocumented function: \(line)")
+            }
+        }
+    }
+}
