@@ -1,5 +1,6 @@
 import Foundation
 import LVDFormats
+import LVDHost
 import XCTest
 
 /// The host as users start it: the built `lvd` binary, real manifests, real shared libraries.
@@ -353,4 +354,48 @@ final class PluginHostTests: XCTestCase {
         let list = try lvd(["plugins", "list"], environment: ["XDG_CONFIG_HOME": temp.file("config")])
         XCTAssertTrue(list.stdout.lines(containing: "fixture-ok").first?.contains("(user config)") == true, list.output)
     }
+}
+
+/// Method plugins through "lvd.method/1", loaded into this process as the host loads them.
+final class MethodPluginTests: XCTestCase {
+    func testMethodPluginGeneratesACheckedVideoTensorWithProgress() throws {
+        let temp = try TempDir()
+        try Fixture.compilePlugin(["FIXTURE_METHOD", #"FIXTURE_ID="fixture-method""#], into: temp.path, name: "libmethod.so")
+        try Fixture.writeManifest(in: temp.path, id: "fixture-method", kind: "method", library: "libmethod.so")
+
+        let check = try lvd(["plugins", "check", "fixture-method", "--plugin-path", temp.path])
+        XCTAssertEqual(check.status, 0, check.output)
+        XCTAssertTrue(check.stdout.contains("ok    fixture-method (method 0.0.1"), check.stdout)
+        let info = try lvd(["plugins", "info", "fixture-method", "--param", "steps=9", "--json", "--plugin-path", temp.path])
+        XCTAssertEqual(try JSONValue.parse(info.stdout).objectValue?["params"]?.objectValue?["steps"], .number(9), info.output)
+        let badParam = try lvd(["plugins", "info", "fixture-method", "--param", "steps=x", "--plugin-path", temp.path])
+        XCTAssertEqual(badParam.status, 1)
+        XCTAssertTrue(badParam.stderr.contains("method 'fixture-method': param 'steps' expects an integer, got 'x'"), badParam.stderr)
+
+        let catalog = PluginCatalog(searchPath: .standard(pluginPaths: [temp.path], environment: ["HOME": TestConfigHome.path]))
+        let loader = PluginLoader()
+        let plugin = try loader.load(catalog.require(id: "fixture-method", kind: .method))
+        let method = try MethodInstance(plugin: plugin, params: try plugin.resolveParams([]))
+
+        let steps = ProgressLog()
+        HostServices.shared.setProgressHandler { source, done, total, _ in steps.append("\(source) \(done)/\(total)") }
+        defer { HostServices.shared.setProgressHandler(nil) }
+        let video = try method.generate(MethodRequest(prompt: "p", seed: 1, frames: 3, width: 4, height: 2, steps: 2))
+        XCTAssertEqual(video.dtype, .u8)
+        XCTAssertEqual(video.shape, [3, 2, 4, 3])
+        XCTAssertEqual(video.bytes[0...2], [0, 1, 2])
+        XCTAssertEqual(video.bytes[24...26], [1, 2, 3], "frame 1")
+        XCTAssertEqual(steps.lines, ["fixture-method 1/2", "fixture-method 2/2"])
+
+        XCTAssertThrowsError(try method.generate(MethodRequest(prompt: "p", seed: 1, frames: 0, width: 4, height: 2, steps: 1))) { error in
+            XCTAssertEqual("\(error)", "method 'fixture-method' failed (invalid-argument): frames 0, size 4x2 not supported")
+        }
+    }
+}
+
+final class ProgressLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [String] = []
+    func append(_ line: String) { lock.lock(); stored.append(line); lock.unlock() }
+    var lines: [String] { lock.lock(); defer { lock.unlock() }; return stored }
 }

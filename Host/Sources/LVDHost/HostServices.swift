@@ -68,3 +68,23 @@ public final class HostServices: @unchecked Sendable {
         }
     }
 }
+
+/// Ctrl-C handling for long work: the first SIGINT asks every plugin to stop (they poll
+/// `lvd_host.is_cancelled` and return LVD_ERR_CANCELLED, so finished results are kept); a
+/// second one exits at once with status 130.
+public enum InterruptHandler {
+    nonisolated(unsafe) private static var source: DispatchSourceSignal?
+
+    public static func install(services: HostServices = .shared) {
+        guard source == nil else { return }
+        signal(SIGINT, SIG_IGN)
+        let signals = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        signals.setEventHandler {
+            if services.isCancelled { exit(130) }
+            services.cancel()
+            FileHandle.standardError.write(Data("\nlvd: stopping after the current step (Ctrl-C again to quit now)\n".utf8))
+        }
+        signals.resume()
+        source = signals
+    }
+}

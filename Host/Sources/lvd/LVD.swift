@@ -30,6 +30,7 @@ struct HostOptions: ParsableArguments {
     /// Starts logging and reads the plugin manifests.
     func catalog() -> PluginCatalog {
         LogSetup.bootstrapOnce(level: logLevel)
+        InterruptHandler.install()
         return PluginCatalog(searchPath: .standard(pluginPaths: pluginPaths))
     }
 }

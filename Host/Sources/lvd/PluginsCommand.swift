@@ -51,6 +51,9 @@ struct Plugins: ParsableCommand {
 
         @OptionGroup var host: HostOptions
         @Argument(help: "The plugin id.") var id: String
+        @Option(name: .customLong("param"),
+                help: ArgumentHelp("Check a parameter setting and show the values create() would get (repeatable).", valueName: "key=value"))
+        var params: [String] = []
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
@@ -58,7 +61,7 @@ struct Plugins: ParsableCommand {
             let loader = PluginLoader()
             defer { loader.shutdown() }
             let plugin = try loader.load(catalog.require(id: id))
-            let resolved = plugin.defaultParams
+            let resolved = params.isEmpty ? plugin.defaultParams : try plugin.resolveParams(params)
             if json {
                 var root = manifestJSON(plugin.manifest).objectValue!
                 root["name"] = .string(plugin.name)

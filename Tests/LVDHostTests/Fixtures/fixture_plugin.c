@@ -8,6 +8,8 @@
  *   FIXTURE_SETUP_FAILS    setup returns an error with a message
  *   FIXTURE_NO_INTERFACE   descriptor says "planner" but serves no lvd.planner/1
  *   FIXTURE_KIND="method"  descriptor's kind
+ *   FIXTURE_METHOD         a well-behaved method instead: generate() returns a u8 video tensor of
+ *                          the request's frames × height × width × 3, pixel (f, y, x, c) = f + c
  * The well-behaved plan() round-trips the prompt's length through the host's lvd.tensor/1
  * (create, describe, read, release) and returns a one-object layout whose box width is it.
  */
@@ -24,7 +26,11 @@
 #define FIXTURE_ABI_MAJOR LVD_ABI_MAJOR
 #endif
 #ifndef FIXTURE_KIND
+#ifdef FIXTURE_METHOD
+#define FIXTURE_KIND LVD_PLUGIN_KIND_METHOD
+#else
 #define FIXTURE_KIND LVD_PLUGIN_KIND_PLANNER
+#endif
 #endif
 
 static const lvd_host *g_host;
@@ -88,6 +94,49 @@ static void fixture_destroy(lvd_planner_instance *instance) { free(instance); }
 static const lvd_planner k_planner = {sizeof(lvd_planner), NULL, fixture_create, fixture_plan, fixture_free_string,
                                       fixture_destroy};
 
+struct lvd_method_instance {
+    int unused;
+};
+
+static lvd_status method_create(const lvd_method *self, const lvd_host *host, const char *params_json,
+                                lvd_method_instance **out, lvd_error *error) {
+    (void)self;
+    (void)host;
+    (void)params_json;
+    *out = calloc(1, sizeof **out);
+    return *out ? LVD_OK : lvd_error_set(error, LVD_ERR_OUT_OF_MEMORY, "out of memory");
+}
+
+static lvd_status method_generate(lvd_method_instance *instance, const lvd_method_request *request, lvd_tensor **video,
+                                  lvd_error *error) {
+    (void)instance;
+    if (request->frames == 0 || request->width == 0 || request->height == 0)
+        return lvd_error_set(error, LVD_ERR_INVALID_ARGUMENT, "frames %u, size %ux%u not supported", request->frames,
+                             request->width, request->height);
+    int64_t shape[4] = {request->frames, request->height, request->width, 3};
+    size_t count = (size_t)request->frames * request->height * request->width * 3;
+    unsigned char *pixels = malloc(count);
+    if (pixels == NULL) return lvd_error_set(error, LVD_ERR_OUT_OF_MEMORY, "out of memory");
+    for (size_t i = 0; i < count; i++) {
+        size_t channel = i % 3, frame = i / (3 * (size_t)request->height * request->width);
+        pixels[i] = (unsigned char)(frame + channel);
+    }
+    for (uint32_t step = 1; step <= request->steps; step++) {
+        if (g_host->is_cancelled(g_host)) {
+            free(pixels);
+            return lvd_error_set(error, LVD_ERR_CANCELLED, "cancelled at step %u", step);
+        }
+        g_host->progress(g_host, FIXTURE_ID, step, request->steps, "step");
+    }
+    lvd_status status = g_tensors->create(LVD_DTYPE_U8, 4, shape, pixels, video, error);
+    free(pixels);
+    return status;
+}
+
+static void method_destroy(lvd_method_instance *instance) { free(instance); }
+
+static const lvd_method k_method = {sizeof(lvd_method), NULL, method_create, method_generate, method_destroy};
+
 static const lvd_plugin_descriptor k_descriptor = {
     sizeof(lvd_plugin_descriptor), FIXTURE_ID, FIXTURE_KIND, "Fixture", "0.0.1", "test fixture",
     "{\"type\": \"object\", \"properties\": {\"steps\": {\"type\": \"integer\", \"default\": 4, \"minimum\": 1}}}"};
@@ -114,9 +163,16 @@ static const void *fixture_interface(const char *plugin_id, const char *interfac
     (void)plugin_id;
     (void)interface_id;
     (void)k_planner;
+    (void)k_method;
     return NULL;
 #else
+#ifdef FIXTURE_METHOD
+    (void)k_planner;
+    if (strcmp(plugin_id, FIXTURE_ID) == 0 && strcmp(interface_id, LVD_METHOD_INTERFACE_ID) == 0) return &k_method;
+#else
+    (void)k_method;
     if (strcmp(plugin_id, FIXTURE_ID) == 0 && strcmp(interface_id, LVD_PLANNER_INTERFACE_ID) == 0) return &k_planner;
+#endif
     return NULL;
 #endif
 }
