@@ -1,4 +1,5 @@
 import Foundation
+import LVDHost
 import LVDRuntime
 import LVDSDK
 import XCTest
@@ -25,7 +26,7 @@ final class RuntimeTests: XCTestCase {
         XCTAssertEqual(api.read(tensor, &back, 24, &error), LVD_OK)
         XCTAssertEqual(back, values)
         XCTAssertEqual(api.read(tensor, &back, 20, &error), LVD_ERR_INVALID_ARGUMENT)
-        XCTAssertTrue(message(&error).contains("destination holds 20 bytes, the tensor has 24"), message(&error))
+        XCTAssertTrue(error.text.contains("destination holds 20 bytes, the tensor has 24"), error.text)
 
         XCTAssertEqual(api.retain(tensor, &error), LVD_OK)
         XCTAssertEqual(api.release(tensor, &error), LVD_OK)
@@ -44,10 +45,10 @@ final class RuntimeTests: XCTestCase {
                      { self.api.describe(tensor, nil, nil, nil, 0, &error) }] {
             lvd_error_init(&error)
             XCTAssertEqual(call(), LVD_ERR_RELEASED_HANDLE)
-            XCTAssertTrue(message(&error).contains("was released or never created"), message(&error))
+            XCTAssertTrue(error.text.contains("was released or never created"), error.text)
         }
         XCTAssertEqual(api.describe(nil, nil, nil, nil, 0, &error), LVD_ERR_RELEASED_HANDLE)
-        XCTAssertTrue(message(&error).contains("tensor handle is NULL"))
+        XCTAssertTrue(error.text.contains("tensor handle is NULL"))
     }
 
     func testCreateRejectsBadArguments() {
@@ -55,11 +56,11 @@ final class RuntimeTests: XCTestCase {
         lvd_error_init(&error)
         var tensor: OpaquePointer?
         XCTAssertEqual(api.create(99, 1, [1], nil, &tensor, &error), LVD_ERR_INVALID_ARGUMENT)
-        XCTAssertTrue(message(&error).contains("unknown dtype 99"))
+        XCTAssertTrue(error.text.contains("unknown dtype 99"))
         XCTAssertEqual(api.create(LVD_DTYPE_F32, 9, [Int64](repeating: 1, count: 9), nil, &tensor, &error), LVD_ERR_INVALID_ARGUMENT)
-        XCTAssertTrue(message(&error).contains("rank 9 exceeds 8"))
+        XCTAssertTrue(error.text.contains("rank 9 exceeds 8"))
         XCTAssertEqual(api.create(LVD_DTYPE_F32, 2, [2, -1], [Float](repeating: 0, count: 4), &tensor, &error), LVD_ERR_INVALID_ARGUMENT)
-        XCTAssertTrue(message(&error).contains("extent -1 of axis 1 is negative"), message(&error))
+        XCTAssertTrue(error.text.contains("extent -1 of axis 1 is negative"), error.text)
         XCTAssertNil(tensor, "out untouched on failure")
     }
 
@@ -68,14 +69,14 @@ final class RuntimeTests: XCTestCase {
         lvd_error_init(&error)
         let long = String(repeating: "é", count: 600) // 1200 bytes
         XCTAssertEqual(lvd_error_set_message(&error, LVD_ERR_IO, long), LVD_ERR_IO)
-        let text = message(&error)
+        let text = error.text
         XCTAssertEqual(text.utf8.count, 1022, "511 whole characters fit in 1023 bytes")
         XCTAssertEqual(text, String(repeating: "é", count: 511))
         // A caller built with a smaller lvd_error (older SDK) is respected.
         lvd_error_init(&error)
         error.struct_size = UInt32(MemoryLayout<lvd_error>.offset(of: \lvd_error.message)! + 4)
         lvd_error_set_message(&error, LVD_ERR_IO, "abcdef")
-        XCTAssertEqual(message(&error), "abc")
+        XCTAssertEqual(error.text, "abc")
     }
 
     func testHostAndPluginsLinkOneSharedRuntime() throws {
@@ -90,10 +91,6 @@ final class RuntimeTests: XCTestCase {
             return line[slash...]
         })
         XCTAssertEqual(paths.count, 1, "\(paths)")
-    }
-
-    private func message(_ error: inout lvd_error) -> String {
-        withUnsafeBytes(of: &error.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     }
 }
 

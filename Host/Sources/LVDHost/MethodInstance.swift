@@ -37,21 +37,14 @@ public final class MethodInstance {
     public init(plugin: LoadedPlugin, params: JSONObject, host: HostServices = .shared) throws(PluginCallError) {
         precondition(plugin.manifest.kind == .method, "MethodInstance needs a method plugin")
         self.plugin = plugin
-        table = plugin.interface.assumingMemoryBound(to: lvd_method.self)
-        var error = lvd_error()
-        lvd_error_init(&error)
-        var created: OpaquePointer?
-        let status = table.pointee.create(table, host.table, JSONValue.object(params).serialized(), &created, &error)
-        guard status == LVD_OK, let created else {
-            throw PluginCallError(plugin, status == LVD_OK ? LVD_ERR_INTERNAL : status, &error)
-        }
-        instance = created
+        let table = plugin.interface.assumingMemoryBound(to: lvd_method.self)
+        self.table = table
+        instance = try createInstance(plugin, params: params) { table.pointee.create(table, host.table, $0, $1, $2) }
     }
 
     /// Generates a video: a u8 tensor of shape (frames, height, width, 3), checked.
     public func generate(_ request: MethodRequest) throws(PluginCallError) -> Tensor {
-        var error = lvd_error()
-        lvd_error_init(&error)
+        var error = lvd_error.make()
         var video: OpaquePointer?
         let status = request.prompt.withCString { prompt in
             withOptionalCString(request.negativePrompt) { negative in
@@ -65,7 +58,7 @@ public final class MethodInstance {
                 }
             }
         }
-        guard status == LVD_OK else { throw PluginCallError(plugin, status, &error) }
+        guard status == LVD_OK else { throw PluginCallError(plugin, status, error) }
         func broken(_ message: String) -> PluginCallError {
             PluginCallError(pluginID: plugin.manifest.id, kind: .method, status: LVD_ERR_INTERNAL, message: message)
         }

@@ -179,11 +179,10 @@ public final class PluginLoader: @unchecked Sendable {
             throw LibraryFailure(reason: "library \(path): entry table has a NULL function")
         }
 
-        var error = lvd_error()
-        lvd_error_init(&error)
+        var error = lvd_error.make()
         let status = table10.setup!(host.table, &error)
         guard status == LVD_OK else {
-            let message = withUnsafeBytes(of: &error.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let message = error.text
             throw LibraryFailure(reason: "library \(path): setup failed (\(String(cString: lvd_status_name(status)))): \(message.isEmpty ? "no message" : message)")
         }
 
