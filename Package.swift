@@ -56,6 +56,14 @@ let package = Package(
             ],
             path: "Tests/LVDHostTests",
             exclude: ["Fixtures"]),
+        .testTarget(
+            name: "LVDRuntimeTests",
+            dependencies: [
+                .product(name: "LVDRuntime", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+            ],
+            path: "Tests/LVDRuntimeTests",
+            exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

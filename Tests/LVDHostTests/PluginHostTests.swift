@@ -383,8 +383,9 @@ final class MethodPluginTests: XCTestCase {
         let video = try method.generate(MethodRequest(prompt: "p", seed: 1, frames: 3, width: 4, height: 2, steps: 2))
         XCTAssertEqual(video.dtype, .u8)
         XCTAssertEqual(video.shape, [3, 2, 4, 3])
-        XCTAssertEqual(video.bytes[0...2], [0, 1, 2])
-        XCTAssertEqual(video.bytes[24...26], [1, 2, 3], "frame 1")
+        let pixels = video.toArray()
+        XCTAssertEqual(pixels[0...2], [0, 1, 2])
+        XCTAssertEqual(pixels[24...26], [1, 2, 3], "frame 1")
         XCTAssertEqual(steps.lines, ["fixture-method 1/2", "fixture-method 2/2"])
 
         XCTAssertThrowsError(try method.generate(MethodRequest(prompt: "p", seed: 1, frames: 0, width: 4, height: 2, steps: 1))) { error in

@@ -67,7 +67,7 @@ public final class MethodInstance {
         defer { try? TensorAPI.handles.release(video) }
         let expected = [request.frames, request.height, request.width, 3]
         guard tensor.dtype == .u8, tensor.shape == expected else {
-            throw broken("returned a \(tensor.dtype.name) tensor of shape \(tensor.shape), expected u8 \(expected)")
+            throw broken("returned a \(tensor.dtype) tensor of shape \(tensor.shape), expected u8 \(expected)")
         }
         return tensor
     }

@@ -21,8 +21,8 @@ public enum TensorAPI {
                 if rank > 0 && shape == nil { return fail(err, LVD_ERR_INVALID_ARGUMENT, "create: shape is NULL") }
                 let extents = (0..<Int(rank)).map { Int(shape![$0]) }
                 do {
-                    let tensor = try Tensor(dtype: type, shape: extents)
-                    if let data { tensor.overwrite(from: data) }
+                    let tensor = try Tensor.zeros(extents, dtype: type)
+                    if let data { tensor.storage.bytes.copyMemory(from: data, byteCount: tensor.storage.byteCount) }
                     out.pointee = handles.insert(tensor)
                     return LVD_OK
                 } catch {
@@ -56,13 +56,15 @@ public enum TensorAPI {
                 let object: Tensor
                 do { object = try handles.resolve(tensor) }
                 catch { return fail(err, LVD_ERR_RELEASED_HANDLE, "read: \(error)") }
-                guard capacity >= object.bytes.count else {
+                let byteCount = object.count * object.dtype.byteSize
+                guard capacity >= byteCount else {
                     return fail(err, LVD_ERR_INVALID_ARGUMENT,
-                                "read: destination holds \(capacity) bytes, the tensor has \(object.bytes.count)")
+                                "read: destination holds \(capacity) bytes, the tensor has \(byteCount)")
                 }
-                if object.bytes.isEmpty { return LVD_OK }
+                if byteCount == 0 { return LVD_OK }
                 guard let destination else { return fail(err, LVD_ERR_INVALID_ARGUMENT, "read: destination is NULL") }
-                object.bytes.withUnsafeBytes { destination.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                guard let dense = try? object.denseCopyIfNeeded() else { return fail(err, LVD_ERR_OUT_OF_MEMORY, "read: out of memory") }
+                destination.copyMemory(from: dense.storage.bytes + dense.offset * dense.dtype.byteSize, byteCount: byteCount)
                 return LVD_OK
             },
             live_count: { Int64(handles.count) }

@@ -1,0 +1,180 @@
+// 2-D convolution on sgemm (im2col), NCHW input, OIHW weight, as torch.nn.Conv2d.
+// The temporal (3,1,1) convolution of UNet3D is this op on (B, C, F, H·W) with kernel (3, 1).
+
+struct ConvGeometry: Equatable {
+    var n, c, h, w: Int          // input
+    var o, kh, kw: Int           // output channels, kernel
+    var sh, sw, ph, pw: Int      // stride, padding
+    var groups: Int
+    var oh: Int { (h + 2 * ph - kh) / sh + 1 }
+    var ow: Int { (w + 2 * pw - kw) / sw + 1 }
+    var cg: Int { c / groups }
+    var og: Int { o / groups }
+    /// Rows of a column matrix: input channels of one group × kernel positions.
+    var k: Int { cg * kh * kw }
+    var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 }
+}
+
+extension Tensor {
+    /// torch.nn.functional.conv2d: input (N, C, H, W), weight (O, C/groups, kh, kw), bias (O).
+    public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
+                       groups: Int = 1) throws(TensorError) -> Tensor {
+        try requireF32("conv2d")
+        try weight.requireF32("conv2d")
+        guard rank == 4, weight.rank == 4 else {
+            throw .invalidArgument(op: "conv2d", "needs input (N, C, H, W) and weight (O, C/g, kh, kw), got \(shape) and \(weight.shape)")
+        }
+        let g = ConvGeometry(n: shape[0], c: shape[1], h: shape[2], w: shape[3], o: weight.shape[0],
+                             kh: weight.shape[2], kw: weight.shape[3], sh: stride.0, sw: stride.1,
+                             ph: padding.0, pw: padding.1, groups: groups)
+        guard groups >= 1, g.c % groups == 0, g.o % groups == 0, weight.shape[1] == g.cg else {
+            throw .shapeMismatch(op: "conv2d", "input \(shape), weight \(weight.shape), groups \(groups)")
+        }
+        guard g.sh >= 1, g.sw >= 1, g.ph >= 0, g.pw >= 0, g.oh >= 1, g.ow >= 1 else {
+            throw .invalidArgument(op: "conv2d", "stride \(stride), padding \(padding) on \(shape) with kernel \(g.kh)×\(g.kw)")
+        }
+        if let bias, bias.shape != [g.o] { throw .shapeMismatch(op: "conv2d", "bias \(bias.shape) for \(g.o) channels") }
+
+        let x = try GradMode.withoutGrad { () throws(TensorError) in try self.detached().contiguous() }
+        let wt = try GradMode.withoutGrad { () throws(TensorError) in try weight.detached().contiguous() }
+        let output = try Tensor.empty([g.n, g.o, g.oh, g.ow])
+        let plane = g.oh * g.ow
+        let column: Tensor? = g.isPointwise ? nil : try Tensor.empty([g.k, plane])
+        for image in 0..<g.n {
+            for group in 0..<g.groups {
+                let input = x.floats + (image * g.c + group * g.cg) * g.h * g.w
+                let cols: UnsafePointer<Float>
+                if let column {
+                    im2col(input, g, column.floats)
+                    cols = UnsafePointer(column.floats)
+                } else {
+                    cols = UnsafePointer(input)
+                }
+                BLAS.gemm(transA: false, transB: false, m: g.og, n: plane, k: g.k,
+                          a: wt.floats + group * g.og * g.k, lda: g.k, b: cols, ldb: plane,
+                          c: output.floats + (image * g.o + group * g.og) * plane, ldc: plane)
+            }
+        }
+        if let bias {
+            let b = try GradMode.withoutGrad { () throws(TensorError) in try bias.detached().contiguous() }
+            let out = output.floats, pb = b.floats
+            Parallel.forEachChunk(g.n * g.o, grain: Swift.max(1, 32_768 / plane)) { range in
+                for index in range {
+                    let value = pb[index % g.o], row = out + index * plane
+                    for j in 0..<plane { row[j] += value }
+                }
+            }
+        }
+        let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
+        return Tensor.record(output, .conv2d(g), inputs)
+    }
+}
+
+/// Unfolds one group's channels of one image into a (cg·kh·kw) × (oh·ow) matrix; threaded over rows.
+func im2col(_ input: UnsafePointer<Float>, _ g: ConvGeometry, _ column: UnsafeMutablePointer<Float>) {
+    let oh = g.oh, ow = g.ow
+    Parallel.forEachChunk(g.k, grain: Swift.max(1, 16_384 / (oh * ow))) { rows in
+        for row in rows {
+            let c = row / (g.kh * g.kw), ky = (row / g.kw) % g.kh, kx = row % g.kw
+            let plane = input + c * g.h * g.w
+            let out = column + row * oh * ow
+            for oy in 0..<oh {
+                let y = oy * g.sh - g.ph + ky
+                let line = out + oy * ow
+                guard y >= 0, y < g.h else { line.initialize(repeating: 0, count: ow); continue }
+                let source = plane + y * g.w
+                if g.sw == 1 {
+                    // Contiguous run: zeros where x falls outside, a copy in between.
+                    let first = Swift.max(0, g.pw - kx), last = Swift.min(ow, g.w + g.pw - kx)
+                    if first > 0 { line.initialize(repeating: 0, count: Swift.min(first, ow)) }
+                    if last > first { (line + first).update(from: source + first - g.pw + kx, count: last - first) }
+                    if last < ow { (line + Swift.max(last, 0)).initialize(repeating: 0, count: ow - Swift.max(last, 0)) }
+                } else {
+                    for ox in 0..<ow {
+                        let x = ox * g.sw - g.pw + kx
+                        line[ox] = x >= 0 && x < g.w ? source[x] : 0
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds a column matrix back into one group's channels of an image (the adjoint of im2col);
+/// threaded over channels so no two threads write the same plane.
+func col2im(_ column: UnsafePointer<Float>, _ g: ConvGeometry, _ input: UnsafeMutablePointer<Float>) {
+    let oh = g.oh, ow = g.ow
+    Parallel.forEachChunk(g.cg, grain: 1) { channels in
+        for c in channels {
+            let plane = input + c * g.h * g.w
+            for ky in 0..<g.kh {
+                for kx in 0..<g.kw {
+                    let row = column + ((c * g.kh + ky) * g.kw + kx) * oh * ow
+                    for oy in 0..<oh {
+                        let y = oy * g.sh - g.ph + ky
+                        guard y >= 0, y < g.h else { continue }
+                        let target = plane + y * g.w, line = row + oy * ow
+                        for ox in 0..<ow {
+                            let x = ox * g.sw - g.pw + kx
+                            if x >= 0 && x < g.w { target[x] += line[ox] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Gradients of conv2d with respect to its input and weight (dY is (N, O, oh, ow), contiguous).
+func conv2dBackward(_ g: ConvGeometry, x: Tensor, weight: Tensor, dy: Tensor, needInput: Bool, needWeight: Bool)
+    throws(TensorError) -> (dx: Tensor?, dw: Tensor?) {
+    let x = try x.detached().contiguous(), w = try weight.detached().contiguous(), dy = try dy.contiguous()
+    let plane = g.oh * g.ow
+    let dx = needInput ? try Tensor.zeros([g.n, g.c, g.h, g.w]) : nil
+    let dw = needWeight ? try Tensor.zeros([g.o, g.cg, g.kh, g.kw]) : nil
+    let column = try Tensor.empty([g.k, plane])
+    for image in 0..<g.n {
+        for group in 0..<g.groups {
+            let gradOut = dy.floats + (image * g.o + group * g.og) * plane
+            if let dw {
+                let input = x.floats + (image * g.c + group * g.cg) * g.h * g.w
+                let cols: UnsafePointer<Float>
+                if g.isPointwise { cols = UnsafePointer(input) } else { im2col(input, g, column.floats); cols = UnsafePointer(column.floats) }
+                // dW_g += dY_g · colᵀ
+                BLAS.gemm(transA: false, transB: true, m: g.og, n: g.k, k: plane, a: gradOut, lda: plane,
+                          b: cols, ldb: plane, beta: 1, c: dw.floats + group * g.og * g.k, ldc: g.k)
+            }
+            if let dx {
+                let target = dx.floats + (image * g.c + group * g.cg) * g.h * g.w
+                if g.isPointwise {
+                    // dX_g += W_gᵀ · dY_g directly.
+                    BLAS.gemm(transA: true, transB: false, m: g.k, n: plane, k: g.og, a: w.floats + group * g.og * g.k,
+                              lda: g.k, b: gradOut, ldb: plane, beta: 1, c: target, ldc: plane)
+                } else {
+                    BLAS.gemm(transA: true, transB: false, m: g.k, n: plane, k: g.og, a: w.floats + group * g.og * g.k,
+                              lda: g.k, b: gradOut, ldb: plane, c: column.floats, ldc: plane)
+                    col2im(column.floats, g, target)
+                }
+            }
+        }
+    }
+    return (dx, dw)
+}
+
+extension Tensor {
+    /// UNet3D's temporal convolution: input (B, C, F, H, W), weight (O, C, kt, 1, 1) as
+    /// torch.nn.Conv3d stores it, zero padding `padding` frames on each side in time. Runs as
+    /// conv2d on (B, C, F, H·W) with kernel (kt, 1).
+    public func conv3dTemporal(weight: Tensor, bias: Tensor? = nil, padding: Int) throws(TensorError) -> Tensor {
+        guard rank == 5, weight.rank == 5, weight.shape[3] == 1, weight.shape[4] == 1 else {
+            throw .invalidArgument(op: "conv3d_temporal", "needs input (B, C, F, H, W) and weight (O, C, kt, 1, 1), got \(shape) and \(weight.shape)")
+        }
+        let (b, f, h, w) = (shape[0], shape[2], shape[3], shape[4])
+        // (b, c, f, h, w) -> (b, c, f, h·w); weight (o, c, kt, 1, 1) -> (o, c, kt, 1)
+        let planes = try reshaped([b, shape[1], f, h * w])
+        let kernel = try weight.reshaped([weight.shape[0], weight.shape[1], weight.shape[2], 1])
+        let out = try planes.conv2d(weight: kernel, bias: bias, padding: (padding, 0))
+        // (b, o, f', h·w) -> (b, o, f', h, w)
+        return try out.reshaped([b, weight.shape[0], out.shape[2], h, w])
+    }
+}

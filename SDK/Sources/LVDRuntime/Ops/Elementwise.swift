@@ -1,0 +1,133 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Elementwise ops: broadcasting binary arithmetic, unary math, where. Outputs are contiguous.
+
+/// Strides that read `tensor` as if broadcast to `shape` (0 along repeated axes), without recording.
+func broadcastStrides(_ tensor: Tensor, to shape: [Int]) -> [Int] {
+    let lead = shape.count - tensor.rank
+    var strides = [Int](repeating: 0, count: shape.count)
+    for axis in 0..<tensor.rank where tensor.shape[axis] != 1 { strides[lead + axis] = tensor.strides[axis] }
+    return strides
+}
+
+extension Tensor {
+    @inline(__always)
+    func mapUnary(_ name: String, _ op: @autoclosure () -> Op, _ f: (Float) -> Float) throws(TensorError) -> Tensor {
+        try requireF32(name)
+        let output = try Tensor.empty(shape)
+        let runs = StridedRuns(shape: shape, strides: [output.strides, strides])
+        let src = storage.floats(offset), dst = output.floats
+        let inner = runs.inner, sIn = runs.innerStrides[1]
+        runs.forEach { offsets, _ in
+            let o = dst + offsets[0], i = src + offsets[1]
+            if sIn == 1 {
+                for j in 0..<inner { o[j] = f(i[j]) }
+            } else {
+                for j in 0..<inner { o[j] = f(i[j * sIn]) }
+            }
+        }
+        return Tensor.record(output, op(), [self])
+    }
+
+    @inline(__always)
+    static func mapBinary(_ a: Tensor, _ b: Tensor, _ name: String, _ op: @autoclosure () -> Op,
+                          _ f: (Float, Float) -> Float) throws(TensorError) -> Tensor {
+        try a.requireF32(name)
+        try b.requireF32(name)
+        guard let shape = broadcastShape(a.shape, b.shape) else {
+            throw .shapeMismatch(op: name, "\(a.shape) and \(b.shape) do not broadcast")
+        }
+        let output = try Tensor.empty(shape)
+        let runs = StridedRuns(shape: shape, strides: [output.strides, broadcastStrides(a, to: shape), broadcastStrides(b, to: shape)])
+        let pa = a.storage.floats(a.offset), pb = b.storage.floats(b.offset), dst = output.floats
+        let inner = runs.inner, sa = runs.innerStrides[1], sb = runs.innerStrides[2]
+        runs.forEach { offsets, _ in
+            let o = dst + offsets[0], x = pa + offsets[1], y = pb + offsets[2]
+            switch (sa, sb) {
+            case (1, 1): for j in 0..<inner { o[j] = f(x[j], y[j]) }
+            case (1, 0): let v = y[0]; for j in 0..<inner { o[j] = f(x[j], v) }
+            case (0, 1): let v = x[0]; for j in 0..<inner { o[j] = f(v, y[j]) }
+            default: for j in 0..<inner { o[j] = f(x[j * sa], y[j * sb]) }
+            }
+        }
+        return record(output, op(), [a, b])
+    }
+
+    // MARK: Arithmetic (broadcasting)
+
+    public static func + (a: Tensor, b: Tensor) throws(TensorError) -> Tensor { try mapBinary(a, b, "add", .add) { $0 + $1 } }
+    public static func - (a: Tensor, b: Tensor) throws(TensorError) -> Tensor { try mapBinary(a, b, "sub", .sub) { $0 - $1 } }
+    public static func * (a: Tensor, b: Tensor) throws(TensorError) -> Tensor { try mapBinary(a, b, "mul", .mul) { $0 * $1 } }
+    public static func / (a: Tensor, b: Tensor) throws(TensorError) -> Tensor { try mapBinary(a, b, "div", .div) { $0 / $1 } }
+
+    public static func + (a: Tensor, b: Float) throws(TensorError) -> Tensor { try a + Tensor.scalar(b) }
+    public static func - (a: Tensor, b: Float) throws(TensorError) -> Tensor { try a - Tensor.scalar(b) }
+    public static func * (a: Tensor, b: Float) throws(TensorError) -> Tensor { try a * Tensor.scalar(b) }
+    public static func / (a: Tensor, b: Float) throws(TensorError) -> Tensor { try a / Tensor.scalar(b) }
+    public static func + (a: Float, b: Tensor) throws(TensorError) -> Tensor { try Tensor.scalar(a) + b }
+    public static func - (a: Float, b: Tensor) throws(TensorError) -> Tensor { try Tensor.scalar(a) - b }
+    public static func * (a: Float, b: Tensor) throws(TensorError) -> Tensor { try Tensor.scalar(a) * b }
+    public static func / (a: Float, b: Tensor) throws(TensorError) -> Tensor { try Tensor.scalar(a) / b }
+    public static prefix func - (a: Tensor) throws(TensorError) -> Tensor { try a.mapUnary("neg", .neg) { -$0 } }
+
+    /// Elementwise maximum (ties send the gradient to `a`).
+    public static func maximum(_ a: Tensor, _ b: Tensor) throws(TensorError) -> Tensor {
+        try mapBinary(a, b, "maximum", .maximum) { $0 >= $1 ? $0 : $1 }
+    }
+
+    // MARK: Unary math
+
+    public func exp() throws(TensorError) -> Tensor { try mapUnary("exp", .exp) { Glibc.expf($0) } }
+    public func log() throws(TensorError) -> Tensor { try mapUnary("log", .log) { Glibc.logf($0) } }
+    public func sqrt() throws(TensorError) -> Tensor { try mapUnary("sqrt", .sqrt) { $0.squareRoot() } }
+    public func sin() throws(TensorError) -> Tensor { try mapUnary("sin", .sin) { Glibc.sinf($0) } }
+    public func cos() throws(TensorError) -> Tensor { try mapUnary("cos", .cos) { Glibc.cosf($0) } }
+    public func tanh() throws(TensorError) -> Tensor { try mapUnary("tanh", .tanh) { Glibc.tanhf($0) } }
+    public func abs() throws(TensorError) -> Tensor { try mapUnary("abs", .abs) { Swift.abs($0) } }
+    public func relu() throws(TensorError) -> Tensor { try mapUnary("relu", .relu) { $0 > 0 ? $0 : 0 } }
+    public func sigmoid() throws(TensorError) -> Tensor { try mapUnary("sigmoid", .sigmoid) { 1 / (1 + Glibc.expf(-$0)) } }
+    /// x · sigmoid(x).
+    public func silu() throws(TensorError) -> Tensor { try mapUnary("silu", .silu) { $0 / (1 + Glibc.expf(-$0)) } }
+    /// Exact GELU: x · Φ(x) = x/2 · (1 + erf(x/√2)), as torch's default.
+    public func gelu() throws(TensorError) -> Tensor {
+        try mapUnary("gelu", .gelu) { 0.5 * $0 * (1 + Glibc.erff($0 * 0.70710678118654752)) }
+    }
+    /// x^p for a constant exponent.
+    public func pow(_ p: Float) throws(TensorError) -> Tensor {
+        if p == 2 { return try mapUnary("pow", .pow(p)) { $0 * $0 } }
+        return try mapUnary("pow", .pow(p)) { Glibc.powf($0, p) }
+    }
+
+    // MARK: Composites (gradients come from the primitives)
+
+    /// QuickGELU of CLIP: x · sigmoid(1.702 x).
+    public func quickGELU() throws(TensorError) -> Tensor { try self * (self * 1.702).sigmoid() }
+
+    /// GEGLU's gate: the last axis splits into (value, gate), result value · gelu(gate).
+    public func geglu() throws(TensorError) -> Tensor {
+        let halves = try chunked(2, axis: -1)
+        return try halves[0] * halves[1].gelu()
+    }
+
+    // MARK: Selection
+
+    /// `a` where `mask` is non-zero, `b` elsewhere (broadcasting all three).
+    public static func `where`(_ mask: Tensor, _ a: Tensor, _ b: Tensor) throws(TensorError) -> Tensor {
+        try mask.requireF32("where")
+        guard let ab = broadcastShape(a.shape, b.shape), let shape = broadcastShape(mask.shape, ab) else {
+            throw .shapeMismatch(op: "where", "mask \(mask.shape), \(a.shape) and \(b.shape) do not broadcast")
+        }
+        try a.requireF32("where")
+        try b.requireF32("where")
+        func dense(_ t: Tensor) throws(TensorError) -> Tensor { try t.detached().expanded(shape).contiguous() }
+        let m = try dense(mask), x = try dense(a), y = try dense(b)
+        let output = try Tensor.empty(shape)
+        let out = output.floats, pm = m.floats, px = x.floats, py = y.floats
+        Parallel.forEachChunk(output.count) { range in
+            for i in range { out[i] = pm[i] != 0 ? px[i] : py[i] }
+        }
+        return record(output, .whereMask(m), [a, b])
+    }
+}

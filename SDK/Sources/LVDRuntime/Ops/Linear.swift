@@ -1,0 +1,61 @@
+// Matrix products on cblas_sgemm.
+
+/// How BLAS can read the last two axes of a tensor without a copy, if it can.
+private func blasView(_ t: Tensor) -> (trans: Bool, ld: Int)? {
+    let r = t.rank, rows = t.shape[r - 2], cols = t.shape[r - 1]
+    let s0 = t.strides[r - 2], s1 = t.strides[r - 1]
+    if s1 == 1 || cols == 1, s0 >= Swift.max(cols, 1) || rows == 1 { return (false, Swift.max(s0, cols, 1)) }
+    if s0 == 1 || rows == 1, s1 >= Swift.max(rows, 1) || cols == 1 { return (true, Swift.max(s1, rows, 1)) }
+    return nil
+}
+
+extension Tensor {
+    /// Batched matrix product: (…, M, K) × (…, K, N) → (…, M, N), batch axes broadcasting.
+    /// Transposed views (e.g. `w.transposed(0, 1)`) are read in place by BLAS.
+    public func matmul(_ other: Tensor) throws(TensorError) -> Tensor {
+        try requireF32("matmul")
+        try other.requireF32("matmul")
+        guard rank >= 2, other.rank >= 2 else {
+            throw .invalidArgument(op: "matmul", "needs rank ≥ 2, got \(shape) and \(other.shape)")
+        }
+        let m = shape[rank - 2], k = shape[rank - 1], n = other.shape[other.rank - 1]
+        guard other.shape[other.rank - 2] == k else {
+            throw .shapeMismatch(op: "matmul", "\(shape) × \(other.shape): inner extents \(k) and \(other.shape[other.rank - 2])")
+        }
+        guard let batch = broadcastShape(Array(shape.dropLast(2)), Array(other.shape.dropLast(2))) else {
+            throw .shapeMismatch(op: "matmul", "batch axes of \(shape) and \(other.shape) do not broadcast")
+        }
+        let output = try Tensor.empty(batch + [m, n])
+        var a = self, b = other
+        if blasView(a) == nil { a = try GradMode.withoutGrad { () throws(TensorError) in try self.detached().contiguous() } }
+        if blasView(b) == nil { b = try GradMode.withoutGrad { () throws(TensorError) in try other.detached().contiguous() } }
+        let va = blasView(a)!, vb = blasView(b)!
+        let batchCount = batch.reduce(1, *)
+        let aStrides = broadcastStrides(Tensor(storage: a.storage, shape: Array(a.shape.dropLast(2)), strides: Array(a.strides.dropLast(2))), to: batch)
+        let bStrides = broadcastStrides(Tensor(storage: b.storage, shape: Array(b.shape.dropLast(2)), strides: Array(b.strides.dropLast(2))), to: batch)
+        let pa = a.storage.floats(a.offset), pb = b.storage.floats(b.offset), pc = output.floats
+        // A linear layer over a contiguous batch is one GEMM with M = batch · m.
+        if batchCount > 1, bStrides.allSatisfy({ $0 == 0 }), !va.trans, a.isContiguous {
+            BLAS.gemm(transA: false, transB: vb.trans, m: batchCount * m, n: n, k: k, a: pa, lda: k, b: pb, ldb: vb.ld, c: pc, ldc: n)
+        } else {
+            for index in 0..<batchCount {
+                var rest = index, offA = 0, offB = 0
+                for axis in stride(from: batch.count - 1, through: 0, by: -1) {
+                    let coordinate = rest % batch[axis]
+                    rest /= batch[axis]
+                    offA += coordinate * aStrides[axis]
+                    offB += coordinate * bStrides[axis]
+                }
+                BLAS.gemm(transA: va.trans, transB: vb.trans, m: m, n: n, k: k, a: pa + offA, lda: va.ld,
+                          b: pb + offB, ldb: vb.ld, c: pc + index * m * n, ldc: n)
+            }
+        }
+        return Tensor.record(output, .matmul, [self, other])
+    }
+
+    /// x · Wᵀ + b, with `weight` (out, in) as torch.nn.Linear stores it.
+    public func linear(_ weight: Tensor, bias: Tensor? = nil) throws(TensorError) -> Tensor {
+        let product = try matmul(weight.transposed(0, 1))
+        return try bias.map { b throws(TensorError) in try product + b } ?? product
+    }
+}

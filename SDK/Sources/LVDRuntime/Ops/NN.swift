@@ -1,0 +1,241 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Neural-network ops: softmax, normalisation, resampling, attention, smoothing.
+
+/// Per-row statistics kept by the normalisation ops for their backward rules.
+final class NormStats: @unchecked Sendable {
+    let mean: [Float]
+    let rstd: [Float]
+    init(mean: [Float], rstd: [Float]) {
+        self.mean = mean
+        self.rstd = rstd
+    }
+}
+
+extension Tensor {
+    /// Softmax along `axis`.
+    public func softmax(axis: Int = -1) throws(TensorError) -> Tensor {
+        try softmaxFamily(axis: axis, log: false)
+    }
+
+    /// log(softmax) along `axis`, computed stably.
+    public func logSoftmax(axis: Int = -1) throws(TensorError) -> Tensor {
+        try softmaxFamily(axis: axis, log: true)
+    }
+
+    private func softmaxFamily(axis: Int, log: Bool) throws(TensorError) -> Tensor {
+        try requireF32(log ? "log_softmax" : "softmax")
+        let a = try normalizedAxis(axis, op: log ? "log_softmax" : "softmax")
+        if a != rank - 1 {
+            // Move the axis last, compute, move it back.
+            var order = Array(0..<rank)
+            order.remove(at: a)
+            order.append(a)
+            var inverse = [Int](repeating: 0, count: rank)
+            for (i, axis) in order.enumerated() { inverse[axis] = i }
+            return try permuted(order).softmaxFamily(axis: -1, log: log).permuted(inverse)
+        }
+        let source = try GradMode.withoutGrad { () throws(TensorError) in try self.detached().contiguous() }
+        let n = shape[rank - 1], rows = n == 0 ? 0 : count / n
+        let output = try Tensor.empty(shape)
+        let src = source.floats, dst = output.floats
+        Parallel.forEachChunk(rows, grain: Swift.max(1, 16_384 / Swift.max(n, 1))) { range in
+            for row in range {
+                let x = src + row * n, y = dst + row * n
+                var peak = -Float.infinity
+                for j in 0..<n { peak = Swift.max(peak, x[j]) }
+                if peak == -Float.infinity { peak = 0 }
+                var total: Float = 0
+                for j in 0..<n {
+                    let e = expf(x[j] - peak)
+                    y[j] = e
+                    total += e
+                }
+                if log {
+                    let shift = peak + logf(total)
+                    for j in 0..<n { y[j] = x[j] - shift }
+                } else {
+                    let scale = 1 / total
+                    for j in 0..<n { y[j] *= scale }
+                }
+            }
+        }
+        return Tensor.record(output, log ? .logSoftmax : .softmax, [self])
+    }
+
+    /// Layer norm over the last axis, with optional affine weight and bias of that extent.
+    public func layerNorm(weight: Tensor?, bias: Tensor?, eps: Float = 1e-5) throws(TensorError) -> Tensor {
+        try requireF32("layer_norm")
+        guard rank >= 1 else { throw .invalidArgument(op: "layer_norm", "needs rank ≥ 1") }
+        let n = shape[rank - 1]
+        for p in [weight, bias].compactMap({ $0 }) where p.shape != [n] {
+            throw .shapeMismatch(op: "layer_norm", "parameter \(p.shape) for last extent \(n)")
+        }
+        let (normalized, stats) = try normalizeRows(rows: n == 0 ? 0 : count / n, length: n, eps: eps)
+        let y = Tensor.record(normalized, .normalize(stats, groupSize: n), [self])
+        return try affine(y, weight: weight, bias: bias, channelAxis: rank - 1)
+    }
+
+    /// Group norm of (N, C, …) with `groups` groups over channels and all further axes; optional
+    /// per-channel weight and bias.
+    public func groupNorm(groups: Int, weight: Tensor?, bias: Tensor?, eps: Float = 1e-5) throws(TensorError) -> Tensor {
+        try requireF32("group_norm")
+        guard rank >= 2, groups > 0, shape[1] % groups == 0 else {
+            throw .invalidArgument(op: "group_norm", "shape \(shape) with \(groups) groups (channels must divide)")
+        }
+        let channels = shape[1]
+        for p in [weight, bias].compactMap({ $0 }) where p.shape != [channels] {
+            throw .shapeMismatch(op: "group_norm", "parameter \(p.shape) for \(channels) channels")
+        }
+        let length = count / Swift.max(shape[0] * groups, 1)
+        let (normalized, stats) = try normalizeRows(rows: shape[0] * groups, length: length, eps: eps)
+        let y = Tensor.record(normalized, .normalize(stats, groupSize: length), [self])
+        return try affine(y, weight: weight, bias: bias, channelAxis: 1)
+    }
+
+    /// Normalises `rows` contiguous rows of `length` to zero mean and unit variance (biased).
+    private func normalizeRows(rows: Int, length: Int, eps: Float) throws(TensorError) -> (Tensor, NormStats) {
+        let source = try GradMode.withoutGrad { () throws(TensorError) in try self.detached().contiguous() }
+        let output = try Tensor.empty(shape)
+        var means = [Float](repeating: 0, count: rows), rstds = [Float](repeating: 0, count: rows)
+        let src = source.floats, dst = output.floats
+        means.withUnsafeMutableBufferPointer { meanBuffer in
+            rstds.withUnsafeMutableBufferPointer { rstdBuffer in
+                let meanOut = meanBuffer, rstdOut = rstdBuffer
+                Parallel.forEachChunk(rows, grain: Swift.max(1, 16_384 / Swift.max(length, 1))) { range in
+                    for row in range {
+                        let x = src + row * length, y = dst + row * length
+                        // Two passes in double for the variance, as precise as torch's Welford.
+                        var total = 0.0
+                        for j in 0..<length { total += Double(x[j]) }
+                        let mean = total / Double(Swift.max(length, 1))
+                        var squares = 0.0
+                        for j in 0..<length { let d = Double(x[j]) - mean; squares += d * d }
+                        let rstd = Float(1 / (squares / Double(Swift.max(length, 1)) + Double(eps)).squareRoot())
+                        let m = Float(mean)
+                        for j in 0..<length { y[j] = (x[j] - m) * rstd }
+                        meanOut[row] = m
+                        rstdOut[row] = rstd
+                    }
+                }
+            }
+        }
+        return (output, NormStats(mean: means, rstd: rstds))
+    }
+
+    /// y · weight + bias with the parameters along `channelAxis`.
+    private func affine(_ y: Tensor, weight: Tensor?, bias: Tensor?, channelAxis: Int) throws(TensorError) -> Tensor {
+        var shape = [Int](repeating: 1, count: y.rank)
+        shape[channelAxis] = y.shape[channelAxis]
+        var result = y
+        if let weight { result = try result * weight.reshaped(shape) }
+        if let bias { result = try result + bias.reshaped(shape) }
+        return result
+    }
+
+    /// Nearest-neighbour ×2 upsampling of the last two axes.
+    public func upsampleNearest2x() throws(TensorError) -> Tensor {
+        try requireF32("upsample")
+        guard rank >= 2 else { throw .invalidArgument(op: "upsample", "needs rank ≥ 2") }
+        let h = shape[rank - 2], w = shape[rank - 1], planes = count / Swift.max(h * w, 1)
+        let source = try GradMode.withoutGrad { () throws(TensorError) in try self.detached().contiguous() }
+        var outShape = shape
+        outShape[rank - 2] = 2 * h
+        outShape[rank - 1] = 2 * w
+        let output = try Tensor.empty(outShape)
+        let src = source.floats, dst = output.floats
+        Parallel.forEachChunk(planes * h, grain: Swift.max(1, 8192 / Swift.max(w, 1))) { range in
+            for index in range {
+                let plane = index / h, y = index % h
+                let row = src + plane * h * w + y * w
+                let out = dst + plane * 4 * h * w + 2 * y * 2 * w
+                for x in 0..<w { out[2 * x] = row[x]; out[2 * x + 1] = row[x] }
+                (out + 2 * w).update(from: out, count: 2 * w)
+            }
+        }
+        return Tensor.record(output, .upsampleNearest2x, [self])
+    }
+
+    /// Max pooling of the last two axes with a square `kernel` and `stride` (no padding).
+    public func maxPool2d(kernel: Int, stride step: Int? = nil) throws(TensorError) -> Tensor {
+        try requireF32("max_pool")
+        let s = step ?? kernel
+        guard rank >= 2, kernel >= 1, s >= 1, shape[rank - 2] >= kernel, shape[rank - 1] >= kernel else {
+            throw .invalidArgument(op: "max_pool", "kernel \(kernel), stride \(s) on shape \(shape)")
+        }
+        let h = shape[rank - 2], w = shape[rank - 1], planes = count / (h * w)
+        let oh = (h - kernel) / s + 1, ow = (w - kernel) / s + 1
+        let source = try GradMode.withoutGrad { () throws(TensorError) in try self.detached().contiguous() }
+        var outShape = shape
+        outShape[rank - 2] = oh
+        outShape[rank - 1] = ow
+        let output = try Tensor.empty(outShape)
+        var positions = [Int](repeating: 0, count: planes * oh * ow)
+        let src = source.floats, dst = output.floats
+        positions.withUnsafeMutableBufferPointer { chosen in
+            let chosen = chosen
+            Parallel.forEachChunk(planes * oh * ow, grain: 4096) { range in
+                for index in range {
+                    let plane = index / (oh * ow), oy = (index / ow) % oh, ox = index % ow
+                    var best = -Float.infinity, at = plane * h * w + oy * s * w + ox * s
+                    for ky in 0..<kernel {
+                        for kx in 0..<kernel {
+                            let p = plane * h * w + (oy * s + ky) * w + ox * s + kx
+                            if src[p] > best { best = src[p]; at = p }
+                        }
+                    }
+                    dst[index] = best
+                    chosen[index] = at
+                }
+            }
+        }
+        return Tensor.record(output, .gather(inputShape: shape, indices: IndexBox(positions)), [self])
+    }
+
+    /// Scaled dot-product attention of (…, Lq, d) queries with (…, Lk, d) keys and values:
+    /// softmax(q·kᵀ·scale)·v, scale 1/√d unless given. Also returns the probabilities
+    /// (…, Lq, Lk) when `returnProbabilities` (cross-attention capture), which stay differentiable.
+    public static func attention(query: Tensor, key: Tensor, value: Tensor, scale: Float? = nil,
+                                 returnProbabilities: Bool = false) throws(TensorError) -> (output: Tensor, probabilities: Tensor?) {
+        guard query.rank >= 2, key.rank == query.rank, value.rank == query.rank,
+              key.shape[key.rank - 1] == query.shape[query.rank - 1], key.shape[key.rank - 2] == value.shape[value.rank - 2] else {
+            throw .shapeMismatch(op: "attention", "query \(query.shape), key \(key.shape), value \(value.shape)")
+        }
+        let d = query.shape[query.rank - 1]
+        let scores = try query.matmul(key.transposed(-2, -1)) * (scale ?? 1 / Float(d).squareRoot())
+        let probabilities = try scores.softmax(axis: -1)
+        return (try probabilities.matmul(value), returnProbabilities ? probabilities : nil)
+    }
+
+    /// Reflection padding of the last two axes by one (torch's 'reflect'); from slices and concat.
+    public func reflectPadded2d() throws(TensorError) -> Tensor {
+        guard rank >= 2, shape[rank - 1] >= 2, shape[rank - 2] >= 2 else {
+            throw .invalidArgument(op: "reflect_pad", "needs the last two extents ≥ 2, got \(shape)")
+        }
+        let wide = try Tensor.concat([sliced(axis: -1, start: 1, end: 2), self, sliced(axis: -1, start: -2, end: -1)], axis: rank - 1)
+        return try Tensor.concat([wide.sliced(axis: -2, start: 1, end: 2), wide, wide.sliced(axis: -2, start: -2, end: -1)], axis: rank - 2)
+    }
+
+    /// BoxDiff's Gaussian smoothing of the last two axes (METHODS.md §8.1): reflect-pad by one,
+    /// then a `size`×`size` kernel built from `exp(−((d − μ)/(2σ))²)` — note 2σ, the reference's
+    /// quirk — normalised to sum 1, applied to every plane.
+    public func gaussianSmoothed(size: Int = 3, sigma: Float = 0.5) throws(TensorError) -> Tensor {
+        guard size == 3 else { throw .invalidArgument(op: "gaussian_smooth", "only size 3 (reflect padding by 1) is supported") }
+        let kernel = try Tensor(Tensor.boxDiffGaussianKernel(size: size, sigma: sigma), shape: [1, 1, size, size])
+        let h = shape[rank - 2], w = shape[rank - 1]
+        let planes = try reshaped([-1, 1, h, w])
+        let smoothed = try planes.reflectPadded2d().conv2d(weight: kernel)
+        return try smoothed.reshaped(shape)
+    }
+
+    /// The normalised 2-D kernel of `gaussianSmoothed`, row-major.
+    public static func boxDiffGaussianKernel(size: Int, sigma: Float) -> [Float] {
+        let mu = Float(size - 1) / 2
+        let line = (0..<size).map { expf(-powf((Float($0) - mu) / (2 * sigma), 2)) }
+        let grid = line.flatMap { a in line.map { a * $0 } }
+        let total = grid.reduce(0, +)
+        return grid.map { $0 / total }
+    }
+}
