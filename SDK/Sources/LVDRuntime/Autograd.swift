@@ -81,6 +81,8 @@ extension Tensor {
             start = seed
         } else {
             guard count == 1 else { throw .gradient("gradient of a non-scalar tensor of shape \(shape) needs a seed") }
+            // A NaN or infinite energy would turn every gradient (and the latents it steers) into NaN.
+            guard try item().isFinite else { throw .nonFinite(op: "backward from a value of \(try item())") }
             start = try Tensor.full(shape, 1)
         }
         try GradMode.withoutGrad { () throws(TensorError) in

@@ -1,0 +1,116 @@
+import LVDRuntime
+import XCTest
+
+/// What the runtime promises beyond op values: views, errors, the tape, precision, Adam.
+final class RuntimeBehaviourTests: XCTestCase {
+    func testViewsShareStorageAndContiguousCopies() throws {
+        let x = try Tensor((0..<24).map(Float.init), shape: [2, 3, 4])
+        let r = try x.reshaped([6, 4])
+        XCTAssertTrue(r.storage === x.storage, "reshape of contiguous data is a view")
+        let p = try x.permuted([2, 0, 1])
+        XCTAssertTrue(p.storage === x.storage)
+        XCTAssertFalse(p.isContiguous)
+        XCTAssertEqual(p.shape, [4, 2, 3])
+        XCTAssertEqual(try p.contiguous().toArray()[0...3], [0, 4, 8, 12])
+        let s = try x.sliced(axis: 2, start: 1, end: 4, step: 2)
+        XCTAssertTrue(s.storage === x.storage)
+        XCTAssertEqual(s.toArray(), [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23])
+        let e = try Tensor([1, 2], shape: [2, 1]).expanded([2, 3])
+        XCTAssertEqual(e.strides, [1, 0])
+        XCTAssertEqual(e.toArray(), [1, 1, 1, 2, 2, 2])
+    }
+
+    func testBadInputThrowsErrorsThatNameTheOpAndValues() throws {
+        let a = try Tensor.zeros([2, 3]), b = try Tensor.zeros([4])
+        XCTAssertThrowsError(try a + b) { XCTAssertEqual("\($0)", "add: shape mismatch: [2, 3] and [4] do not broadcast") }
+        XCTAssertThrowsError(try a.sum(axes: [2])) { XCTAssertEqual("\($0)", "sum: axis 2 is out of range for rank 2") }
+        XCTAssertThrowsError(try a.softmax(axis: -3)) { XCTAssertEqual("\($0)", "softmax: axis -3 is out of range for rank 2") }
+        XCTAssertThrowsError(try a.matmul(a)) { XCTAssertEqual("\($0)", "matmul: shape mismatch: [2, 3] × [2, 3]: inner extents 3 and 2") }
+        XCTAssertThrowsError(try a.reshaped([5])) { XCTAssertTrue("\($0)".contains("reshape: shape mismatch: [2, 3] (6 elements) to [5]")) }
+        XCTAssertThrowsError(try a.topK(0)) { XCTAssertTrue("\($0)".contains("topk: k = 0 must be in 1...3")) }
+        XCTAssertThrowsError(try Tensor.zeros([1 << 30, 1 << 30])) { XCTAssertTrue("\($0)".contains("more than 2^40 elements")) }
+        XCTAssertThrowsError(try a.conv2d(weight: b)) { XCTAssertTrue("\($0)".hasPrefix("conv2d: needs input (N, C, H, W)")) }
+        let half = try Tensor.zeros([2], dtype: .f16)
+        XCTAssertThrowsError(try half.exp()) { XCTAssertEqual("\($0)", "exp: needs f32, got f16") }
+    }
+
+    func testBackwardNeedsAScalarOrSeedAndAFiniteRoot() throws {
+        let x = try Tensor([1, 2, 3], shape: [3]).requiringGrad()
+        let y = try x * x
+        XCTAssertThrowsError(try y.backward()) { XCTAssertEqual("\($0)", "backward: gradient of a non-scalar tensor of shape [3] needs a seed") }
+        try y.backward(seed: Tensor([1, 1, 1], shape: [3]))
+        XCTAssertEqual(x.grad?.toArray(), [2, 4, 6])
+        XCTAssertThrowsError(try Tensor.zeros([1]).backward()) { XCTAssertTrue("\($0)".contains("does not require grad")) }
+        let bad = try (x * Float.nan).sum()
+        XCTAssertThrowsError(try bad.backward()) { XCTAssertTrue("\($0)".contains("non-finite"), "\($0)") }
+    }
+
+    func testGradientsAccumulateOverUsesAndCalls() throws {
+        let x = try Tensor([3], shape: [1]).requiringGrad()
+        try (x * x + x).sum().backward() // d/dx (x² + x) = 2x + 1 = 7
+        XCTAssertEqual(x.grad?.toArray(), [7])
+        try (x * 2).sum().backward()
+        XCTAssertEqual(x.grad?.toArray(), [9], "a second backward adds to .grad")
+    }
+
+    func testNoGradRecordsNothingAndFreesAsItGoes() throws {
+        let w = try Tensor.full([64, 64], 0.01).requiringGrad()
+        let x = try Tensor.full([8, 64], 1)
+        let baseline = Tensor.liveCount
+        try GradMode.withoutGrad {
+            var h = x
+            for _ in 0..<10 { h = try h.matmul(w).gelu() }
+            XCTAssertFalse(h.requiresGrad)
+            XCTAssertLessThanOrEqual(Tensor.liveCount, baseline + 3, "intermediates are freed, no tape holds them")
+        }
+        let recorded = try x.matmul(w).gelu()
+        XCTAssertTrue(recorded.requiresGrad, "with the tape on, the same op records")
+    }
+
+    func testHalfPrecisionConversions() throws {
+        let values: [Float] = [1, -2.5, 65504, 1e-8, 0.1]
+        let x = try Tensor(values, shape: [5])
+        XCTAssertEqual(try x.to(.f16).to(.f32).toArray(), [1, -2.5, 65504, 0, Float(Float16(0.1))])
+        let bf = try x.to(.bf16)
+        XCTAssertEqual(bf.dtype, .bf16)
+        XCTAssertEqual(try bf.to(.f32).toArray()[0...1], [1, -2.5])
+        XCTAssertEqual(try bf.to(.f32).toArray()[4], 0.10009765625, "round to nearest even")
+        XCTAssertEqual(try Tensor([-3, 12.7, 300], shape: [3]).to(.u8).to(.f32).toArray(), [0, 12, 255], "clamp, then truncate")
+    }
+
+    func testBoxDiffGaussianKernelValues() {
+        // METHODS.md §8.1: corners 0.044919, edges 0.122103, centre 0.331911.
+        let kernel = Tensor.boxDiffGaussianKernel(size: 3, sigma: 0.5)
+        XCTAssertEqual(kernel[0], 0.044919, accuracy: 1e-6)
+        XCTAssertEqual(kernel[1], 0.122103, accuracy: 1e-6)
+        XCTAssertEqual(kernel[4], 0.331911, accuracy: 1e-6)
+    }
+
+    func testAdamMatchesTheClosedFormFirstStepsAndMinimises() throws {
+        // With constant gradient g, Adam's bias-corrected first step is lr · g / (|g| + eps) = lr · sign(g).
+        let p = try Tensor([1, -1], shape: [2]).requiringGrad()
+        let adam = try Adam(parameters: [p], learningRate: 0.1)
+        try (p * 3).sum().backward()
+        try adam.step()
+        XCTAssertEqual(p.toArray()[0], 0.9, accuracy: 1e-6)
+        XCTAssertEqual(p.toArray()[1], -1.1, accuracy: 1e-6)
+        // And it finds the minimum of a quadratic.
+        let q = try Tensor([5, -3], shape: [2]).requiringGrad()
+        let optimiser = try Adam(parameters: [q], learningRate: 0.1)
+        for _ in 0..<500 {
+            optimiser.zeroGrad()
+            try ((q - Tensor([1, 2], shape: [2])).pow(2)).sum().backward()
+            try optimiser.step()
+        }
+        XCTAssertEqual(q.toArray()[0], 1, accuracy: 1e-2)
+        XCTAssertEqual(q.toArray()[1], 2, accuracy: 1e-2)
+    }
+
+    func testBLASKernelChoiceFollowsTheCPU() {
+        let library = BLAS.library
+        if BLAS.cpuHasAVX512 && library.reason == "cpuid reports AVX-512" {
+            XCTAssertEqual(library.coreName.lowercased(), "skylakex")
+        }
+        XCTAssertFalse(library.coreName.isEmpty)
+    }
+}
