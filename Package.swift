@@ -10,6 +10,8 @@ let package = Package(
         .executable(name: "lvd", targets: ["lvd"]),
         // In-tree plugins: one dynamic library each, found by plugins.d/<id>.json.
         .library(name: "LVDPlannerFile", type: .dynamic, targets: ["LVDPlannerFile"]),
+        // Test-only plugins (no manifest in plugins.d; the tests write one).
+        .library(name: "LVDTestGuidanceProbe", type: .dynamic, targets: ["LVDTestGuidanceProbe"]),
     ],
     dependencies: [
         .package(path: "SDK"),
@@ -44,6 +46,13 @@ let package = Package(
                 .product(name: "LVDFormats", package: "SDK"),
             ],
             path: "Plugins/Planners/File"),
+        .target(
+            name: "LVDTestGuidanceProbe",
+            dependencies: [
+                .product(name: "LVDPluginKit", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+            ],
+            path: "Tests/Plugins/GuidanceProbe"),
         // Tests depend on the host library only, never on plugin targets (each plugin exports
         // lvd_plugin_entry); they dlopen the built plugin libraries next to the test bundle.
         .testTarget(

@@ -15,7 +15,7 @@ let package = Package(
     targets: [
         // Header-only C target: Sources/LVDSDK/include is a link to SDK/include.
         .target(name: "LVDSDK", path: "Sources/LVDSDK"),
-        .target(name: "LVDRuntime", dependencies: ["LVDSDK"]),
+        .target(name: "LVDRuntime", dependencies: ["LVDSDK", "LVDFormats"]),
         // Built over the C tables only: a Swift plugin links this, never the host.
         .target(name: "LVDPluginKit", dependencies: ["LVDSDK", "LVDFormats"]),
         .target(name: "LVDFormats"),

@@ -31,6 +31,28 @@ public protocol PlannerPlugin: AnyObject {
     func plan(prompt: String) throws -> String
 }
 
+/// What a method is asked to generate (`lvd_method_request`).
+public struct MethodRequest {
+    public var prompt: String
+    public var negativePrompt: String?
+    public var layoutJSON: String?
+    public var seed: UInt64
+    public var frames: Int
+    public var width: Int
+    public var height: Int
+    public var steps: Int
+    /// The host's loaded pipeline (`lvd.model/1`), if any.
+    public var pipeline: OpaquePointer?
+}
+
+/// A stage-2 method written in Swift. One instance is used by one thread at a time.
+public protocol MethodPlugin: AnyObject {
+    static var info: PluginInfo { get }
+    init(host: HostContext, params: JSONObject) throws
+    /// The video as a u8 tensor of shape (frames, height, width, 3).
+    func generate(_ request: MethodRequest) throws -> Tensor
+}
+
 /// Builds the C tables of a plugin library from Swift types. A plugin library calls it from
 /// its one exported function:
 ///
@@ -40,11 +62,11 @@ public protocol PlannerPlugin: AnyObject {
 ///     }
 public enum PluginExport {
     /// The library table; built on the first call, the same pointer afterwards.
-    public static func library(planners: [any PlannerPlugin.Type]) -> UnsafePointer<lvd_plugin_library> {
+    public static func library(planners: [any PlannerPlugin.Type] = [], methods: [any MethodPlugin.Type] = []) -> UnsafePointer<lvd_plugin_library> {
         libraryLock.lock()
         defer { libraryLock.unlock() }
         if let built = registry { return built.table }
-        let built = Registry(planners: planners)
+        let built = Registry(planners: planners, methods: methods)
         registry = built
         return built.table
     }
@@ -66,10 +88,11 @@ fileprivate final class Registry {
 
     let table: UnsafePointer<lvd_plugin_library>
     var entries: [Entry] = []
-    /// Planner table address → the Swift type it creates.
+    /// Interface table address → the Swift type it creates.
     var plannerTypes: [UnsafeRawPointer: any PlannerPlugin.Type] = [:]
+    var methodTypes: [UnsafeRawPointer: any MethodPlugin.Type] = [:]
 
-    init(planners: [any PlannerPlugin.Type]) {
+    init(planners: [any PlannerPlugin.Type], methods: [any MethodPlugin.Type]) {
         let library = UnsafeMutablePointer<lvd_plugin_library>.allocate(capacity: 1)
         library.initialize(to: lvd_plugin_library(
             struct_size: UInt32(MemoryLayout<lvd_plugin_library>.size),
@@ -103,6 +126,13 @@ fileprivate final class Registry {
             plannerTypes[UnsafeRawPointer(planner)] = type
             entries.append(Entry(info: type.info, descriptor: Registry.descriptor(type.info),
                                  interfaceID: LVD_PLANNER_INTERFACE_ID, interface: UnsafeRawPointer(planner)))
+        }
+        for type in methods {
+            let method = UnsafeMutablePointer<lvd_method>.allocate(capacity: 1)
+            method.initialize(to: methodTable)
+            methodTypes[UnsafeRawPointer(method)] = type
+            entries.append(Entry(info: type.info, descriptor: Registry.descriptor(type.info),
+                                 interfaceID: LVD_METHOD_INTERFACE_ID, interface: UnsafeRawPointer(method)))
         }
     }
 
@@ -168,6 +198,58 @@ fileprivate let plannerTable = lvd_planner(
     destroy: { instance in
         guard let instance else { return }
         Unmanaged<PlannerBox>.fromOpaque(UnsafeRawPointer(instance)).release()
+    })
+
+fileprivate final class MethodBox {
+    let method: any MethodPlugin
+    init(_ method: any MethodPlugin) { self.method = method }
+}
+
+fileprivate let methodTable = lvd_method(
+    struct_size: UInt32(MemoryLayout<lvd_method>.size),
+    plugin_data: nil,
+    create: { table, host, paramsJSON, out, error in
+        guard let table, let host, let out else {
+            return lvd_error_set_message(error, LVD_ERR_INVALID_ARGUMENT, "create: NULL argument")
+        }
+        guard let type = registry?.methodTypes[UnsafeRawPointer(table)] else {
+            return lvd_error_set_message(error, LVD_ERR_INVALID_ARGUMENT, "create: unknown method table")
+        }
+        do {
+            let params = try parseParams(paramsJSON)
+            let box = MethodBox(try type.init(host: HostContext(raw: host, source: type.info.id), params: params))
+            out.pointee = OpaquePointer(Unmanaged.passRetained(box).toOpaque())
+            return LVD_OK
+        } catch let thrown {
+            let (status, message) = statusAndMessage(of: thrown)
+            return lvd_error_set_message(error, status, message)
+        }
+    },
+    generate: { instance, request, video, error in
+        guard let instance, let request, let video, let prompt = request.pointee.prompt else {
+            return lvd_error_set_message(error, LVD_ERR_INVALID_ARGUMENT, "generate: NULL argument")
+        }
+        let box = Unmanaged<MethodBox>.fromOpaque(UnsafeRawPointer(instance)).takeUnretainedValue()
+        let raw = request.pointee
+        let swiftRequest = MethodRequest(
+            prompt: String(cString: prompt), negativePrompt: raw.negative_prompt.map { String(cString: $0) },
+            layoutJSON: raw.layout_json.map { String(cString: $0) }, seed: raw.seed, frames: Int(raw.frames),
+            width: Int(raw.width), height: Int(raw.height), steps: Int(raw.steps), pipeline: raw.pipeline)
+        do {
+            let result = try box.method.generate(swiftRequest)
+            // The caller receives its own reference; the Swift value releases ours.
+            let status = result.runtime.api.pointee.retain(result.handle.raw, error)
+            guard status == LVD_OK else { return status }
+            video.pointee = result.handle.raw
+            return LVD_OK
+        } catch let thrown {
+            let (status, message) = statusAndMessage(of: thrown)
+            return lvd_error_set_message(error, status, message)
+        }
+    },
+    destroy: { instance in
+        guard let instance else { return }
+        Unmanaged<MethodBox>.fromOpaque(UnsafeRawPointer(instance)).release()
     })
 
 fileprivate func parseParams(_ text: UnsafePointer<CChar>?) throws -> JSONObject {

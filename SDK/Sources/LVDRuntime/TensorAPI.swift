@@ -1,3 +1,4 @@
+import Foundation
 import LVDSDK
 
 /// The `lvd.tensor/1` service table, backed by this runtime. The host hands its address to
@@ -67,10 +68,66 @@ public enum TensorAPI {
                 destination.copyMemory(from: dense.storage.bytes + dense.offset * dense.dtype.byteSize, byteCount: byteCount)
                 return LVD_OK
             },
-            live_count: { Int64(handles.count) }
+            live_count: { Int64(handles.count) },
+            op: { name, inputs, inputCount, attributes, out, err in
+                guard let name, let out else { return fail(err, LVD_ERR_INVALID_ARGUMENT, "op: NULL name or out") }
+                let opName = String(cString: name)
+                guard OpRegistry.specs[opName] != nil else {
+                    return fail(err, LVD_ERR_NOT_FOUND, "unknown op '\(opName)' (see op_names or docs/tensor-ops.md)")
+                }
+                guard inputCount == 0 || inputs != nil else { return fail(err, LVD_ERR_INVALID_ARGUMENT, "\(opName): inputs is NULL") }
+                var tensors: [Tensor] = []
+                for index in 0..<Int(inputCount) {
+                    do { tensors.append(try handles.resolve(inputs![index])) }
+                    catch { return fail(err, LVD_ERR_RELEASED_HANDLE, "\(opName): input \(index): \(error)") }
+                }
+                do {
+                    let result = try OpRegistry.run(opName, tensors, attributes: attributes.map { String(cString: $0) })
+                    out.pointee = handles.insert(result)
+                    return LVD_OK
+                } catch {
+                    return fail(err, status(of: error), "\(error)")
+                }
+            },
+            op_names: { UnsafePointer(opNamesText) },
+            set_requires_grad: { tensor, flag, err in
+                do { try handles.resolve(tensor).requiresGrad = flag; return LVD_OK }
+                catch { return fail(err, LVD_ERR_RELEASED_HANDLE, "set_requires_grad: \(error)") }
+            },
+            backward: { root, seed, err in
+                let rootTensor: Tensor, seedTensor: Tensor?
+                do {
+                    rootTensor = try handles.resolve(root)
+                    seedTensor = try seed.map { handle throws(HandleError) in try handles.resolve(handle) }
+                } catch { return fail(err, LVD_ERR_RELEASED_HANDLE, "backward: \(error)") }
+                do { try rootTensor.backward(seed: seedTensor); return LVD_OK }
+                catch { return fail(err, status(of: error), "\(error)") }
+            },
+            grad: { tensor, out, err in
+                guard let out else { return fail(err, LVD_ERR_INVALID_ARGUMENT, "grad: out is NULL") }
+                do {
+                    out.pointee = try handles.resolve(tensor).grad.map { handles.insert($0) }
+                    return LVD_OK
+                } catch { return fail(err, LVD_ERR_RELEASED_HANDLE, "grad: \(error)") }
+            },
+            zero_grad: { tensor, err in
+                do { try handles.resolve(tensor).grad = nil; return LVD_OK }
+                catch { return fail(err, LVD_ERR_RELEASED_HANDLE, "zero_grad: \(error)") }
+            },
+            no_grad_begin: { GradMode.noGradDepth += 1 },
+            no_grad_end: { if GradMode.noGradDepth > 0 { GradMode.noGradDepth -= 1 } }
         ))
         return UnsafePointer(table)
     }()
+}
+
+/// The op names as the C table hands them out: one static, comma-separated string.
+private let opNamesText: UnsafeMutablePointer<CChar> = strdup(OpRegistry.names.joined(separator: ","))!
+
+/// The ABI status for a runtime error.
+func status(of error: any Error) -> lvd_status {
+    if case TensorError.outOfMemory = error { return LVD_ERR_OUT_OF_MEMORY }
+    return LVD_ERR_INVALID_ARGUMENT
 }
 
 /// Writes `message` into a caller's `lvd_error` (when present) and returns `status`.

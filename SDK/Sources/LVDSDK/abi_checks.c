@@ -26,6 +26,8 @@ LVD_ASSERT_OFFSET(lvd_planner, destroy, 40);
 LVD_ASSERT_OFFSET(lvd_method_request, seed, 32);
 LVD_ASSERT_OFFSET(lvd_method_request, pipeline, 56);
 LVD_ASSERT_OFFSET(lvd_method, destroy, 32);
+LVD_ASSERT_OFFSET(lvd_tensor_api, live_count, 48);
+LVD_ASSERT_OFFSET(lvd_tensor_api, no_grad_end, 112);
 #endif
 
 // The version the SDK library was built with, for diagnostics (`lvd plugins check`).

@@ -13,6 +13,7 @@
 #ifndef LVD_TENSOR_H
 #define LVD_TENSOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,6 +72,54 @@ typedef struct lvd_tensor_api {
 
     /* Number of live tensor handles in this process (diagnostics and leak tests). Never fails. */
     int64_t (*live_count)(void);
+
+    /*
+     * Runs op `name` ("add", "matmul", "softmax", "conv2d", …; docs/tensor-ops.md lists every op,
+     * its inputs and attributes) on `inputs[0..input_count)`, with `attributes_json` a JSON object
+     * of the op's attributes (NULL or "" = none/defaults), e.g. {"axes": [1], "keepdims": true}.
+     * Stores a new handle (one reference) in *out. The result is recorded for backward when
+     * grad mode is on for this thread and an input requires grad.
+     * Failure: LVD_ERR_NOT_FOUND (unknown op), LVD_ERR_INVALID_ARGUMENT (input count, shapes,
+     * axes, attributes — the message names them), LVD_ERR_RELEASED_HANDLE; *out untouched.
+     * Thread rule: any thread; ops on shared inputs may run concurrently.
+     */
+    lvd_status (*op)(const char *name, lvd_tensor *const *inputs, uint32_t input_count, const char *attributes_json,
+                     lvd_tensor **out, lvd_error *error);
+
+    /* Every op name, comma-separated; a static string. Never fails. */
+    const char *(*op_names)(void);
+
+    /*
+     * Marks a tensor as a leaf that gradients flow to (or not).
+     * Failure: LVD_ERR_RELEASED_HANDLE. Thread rule: before the tensor is used by other threads.
+     */
+    lvd_status (*set_requires_grad)(lvd_tensor *tensor, bool requires_grad, lvd_error *error);
+
+    /*
+     * Reverse-mode differentiation from `root`: with `seed` NULL the root must hold one finite
+     * value; otherwise `seed` has the root's shape. Gradients accumulate into every leaf that
+     * requires grad; the graph behind `root` is released.
+     * Failure: LVD_ERR_INVALID_ARGUMENT (non-scalar root without seed, root needs no grad, a
+     * non-finite root), LVD_ERR_RELEASED_HANDLE. Thread rule: no op on the same graph in flight.
+     */
+    lvd_status (*backward)(lvd_tensor *root, const lvd_tensor *seed, lvd_error *error);
+
+    /*
+     * Stores in *out a new handle to the tensor's accumulated gradient, or NULL when it has none.
+     * Failure: LVD_ERR_RELEASED_HANDLE.
+     */
+    lvd_status (*grad)(const lvd_tensor *tensor, lvd_tensor **out, lvd_error *error);
+
+    /* Clears the accumulated gradient. Failure: LVD_ERR_RELEASED_HANDLE. */
+    lvd_status (*zero_grad)(lvd_tensor *tensor, lvd_error *error);
+
+    /*
+     * Opens / closes a no-grad scope on the calling thread (scopes nest): inside, ops record
+     * nothing and intermediates are freed as soon as they are released. Never fails; an
+     * unmatched end is ignored. Thread rule: the thread that opened the scope closes it.
+     */
+    void (*no_grad_begin)(void);
+    void (*no_grad_end)(void);
 } lvd_tensor_api;
 
 LVD_EXTERN_C_END
