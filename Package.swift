@@ -35,6 +35,8 @@ let package = Package(
             name: "lvd",
             dependencies: [
                 "LVDHost",
+                .product(name: "LVDRuntime", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

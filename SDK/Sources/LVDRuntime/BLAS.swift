@@ -47,9 +47,12 @@ public enum BLAS {
                 typealias CoreName = @convention(c) () -> UnsafePointer<CChar>?
                 core = unsafeBitCast(coreSymbol, to: CoreName.self)().map { String(cString: $0) } ?? core
             }
+            // OpenBLAS runs single-threaded; the runtime splits the work itself (row blocks of a
+            // large GEMM, or whole GEMMs of a batch), which costs less per call than OpenBLAS's
+            // own threading on the many small GEMMs of attention.
             if let threads = dlsym(handle, "openblas_set_num_threads") {
                 typealias SetThreads = @convention(c) (Int32) -> Void
-                unsafeBitCast(threads, to: SetThreads.self)(Int32(Parallel.threads))
+                unsafeBitCast(threads, to: SetThreads.self)(1)
             }
             return Library(sgemm: unsafeBitCast(symbol, to: SGEMM.self), coreName: core, reason: reason, path: name)
         }
@@ -63,11 +66,36 @@ public enum BLAS {
     static let noTrans: Int32 = 111
     static let trans: Int32 = 112
 
-    /// C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C, row-major.
-    @inline(__always)
+    /// Work (m·n·k) below which a GEMM runs on one thread.
+    static let splitThreshold = 1 << 21
+
+    /// C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C, row-major; large products are split
+    /// into row blocks over the runtime's threads.
     static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let threads = Parallel.threads
+        guard threads > 1, m >= 32 * threads, m * n * k >= splitThreshold else {
+            gemmOnOneThread(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                            b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        // Row blocks, multiples of 16 rows so the kernels' panels stay whole.
+        let block = ((m + threads - 1) / threads + 15) / 16 * 16
+        DispatchQueue.concurrentPerform(iterations: (m + block - 1) / block) { index in
+            let start = index * block, rows = Swift.min(block, m - start)
+            // Row `start` of op(A): a row of A, or a column when A is read transposed.
+            let aStart = transA ? a + start : a + start * lda
+            gemmOnOneThread(transA: transA, transB: transB, m: rows, n: n, k: k, alpha: alpha, a: aStart, lda: lda,
+                            b: b, ldb: ldb, beta: beta, c: c + start * ldc, ldc: ldc)
+        }
+    }
+
+    /// One OpenBLAS call on the calling thread.
+    @inline(__always)
+    static func gemmOnOneThread(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                                a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }

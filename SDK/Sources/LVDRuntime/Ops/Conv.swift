@@ -114,9 +114,18 @@ func col2im(_ column: UnsafePointer<Float>, _ g: ConvGeometry, _ input: UnsafeMu
                         let y = oy * g.sh - g.ph + ky
                         guard y >= 0, y < g.h else { continue }
                         let target = plane + y * g.w, line = row + oy * ow
-                        for ox in 0..<ow {
-                            let x = ox * g.sw - g.pw + kx
-                            if x >= 0 && x < g.w { target[x] += line[ox] }
+                        if g.sw == 1 {
+                            // x = ox − pw + kx over the valid run of ox.
+                            let first = Swift.max(0, g.pw - kx), last = Swift.min(ow, g.w + g.pw - kx)
+                            if last > first {
+                                let to = target + (first - g.pw + kx), from = line + first
+                                for j in 0..<(last - first) { to[j] += from[j] }
+                            }
+                        } else {
+                            for ox in 0..<ow {
+                                let x = ox * g.sw - g.pw + kx
+                                if x >= 0 && x < g.w { target[x] += line[ox] }
+                            }
                         }
                     }
                 }

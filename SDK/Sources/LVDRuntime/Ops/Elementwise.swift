@@ -89,7 +89,17 @@ extension Tensor {
     public func relu() throws(TensorError) -> Tensor { try mapUnary("relu", .relu) { $0 > 0 ? $0 : 0 } }
     public func sigmoid() throws(TensorError) -> Tensor { try mapUnary("sigmoid", .sigmoid) { 1 / (1 + Glibc.expf(-$0)) } }
     /// x · sigmoid(x).
-    public func silu() throws(TensorError) -> Tensor { try mapUnary("silu", .silu) { $0 / (1 + Glibc.expf(-$0)) } }
+    public func silu() throws(TensorError) -> Tensor {
+        if isContiguous && dtype == .f32 {
+            let output = try Tensor.empty(shape)
+            let src = floats, dst = output.floats
+            Parallel.forEachChunk(count) { range in
+                forEach8(range.count, src + range.lowerBound, dst + range.lowerBound) { $0 / (1 + exp8(-$0)) }
+            }
+            return Tensor.record(output, .silu, [self])
+        }
+        return try mapUnary("silu", .silu) { $0 / (1 + Glibc.expf(-$0)) }
+    }
     /// Exact GELU: x · Φ(x) = x/2 · (1 + erf(x/√2)), as torch's default.
     public func gelu() throws(TensorError) -> Tensor {
         try mapUnary("gelu", .gelu) { 0.5 * $0 * (1 + Glibc.erff($0 * 0.70710678118654752)) }

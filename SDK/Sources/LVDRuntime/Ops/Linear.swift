@@ -1,3 +1,5 @@
+import Dispatch
+
 // Matrix products on cblas_sgemm.
 
 /// How BLAS can read the last two axes of a tensor without a copy, if it can.
@@ -38,7 +40,7 @@ extension Tensor {
         if batchCount > 1, bStrides.allSatisfy({ $0 == 0 }), !va.trans, a.isContiguous {
             BLAS.gemm(transA: false, transB: vb.trans, m: batchCount * m, n: n, k: k, a: pa, lda: k, b: pb, ldb: vb.ld, c: pc, ldc: n)
         } else {
-            for index in 0..<batchCount {
+            func product(_ index: Int, split: Bool) {
                 var rest = index, offA = 0, offB = 0
                 for axis in stride(from: batch.count - 1, through: 0, by: -1) {
                     let coordinate = rest % batch[axis]
@@ -46,8 +48,20 @@ extension Tensor {
                     offA += coordinate * aStrides[axis]
                     offB += coordinate * bStrides[axis]
                 }
-                BLAS.gemm(transA: va.trans, transB: vb.trans, m: m, n: n, k: k, a: pa + offA, lda: va.ld,
-                          b: pb + offB, ldb: vb.ld, c: pc + index * m * n, ldc: n)
+                if split {
+                    BLAS.gemm(transA: va.trans, transB: vb.trans, m: m, n: n, k: k, a: pa + offA, lda: va.ld,
+                              b: pb + offB, ldb: vb.ld, c: pc + index * m * n, ldc: n)
+                } else {
+                    BLAS.gemmOnOneThread(transA: va.trans, transB: vb.trans, m: m, n: n, k: k, a: pa + offA, lda: va.ld,
+                                         b: pb + offB, ldb: vb.ld, c: pc + index * m * n, ldc: n)
+                }
+            }
+            // Many small products (attention heads): whole products per thread. Few large ones:
+            // each split into row blocks.
+            if batchCount >= Parallel.threads && m * n * k < 1 << 24 {
+                DispatchQueue.concurrentPerform(iterations: batchCount) { product($0, split: false) }
+            } else {
+                for index in 0..<batchCount { product(index, split: true) }
             }
         }
         return Tensor.record(output, .matmul, [self, other])

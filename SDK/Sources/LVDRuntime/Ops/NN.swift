@@ -47,18 +47,14 @@ extension Tensor {
                 var peak = -Float.infinity
                 for j in 0..<n { peak = Swift.max(peak, x[j]) }
                 if peak == -Float.infinity { peak = 0 }
-                var total: Float = 0
-                for j in 0..<n {
-                    let e = expf(x[j] - peak)
-                    y[j] = e
-                    total += e
-                }
+                forEach8(n, x, y) { exp8($0 - peak) }
+                let total = sumContiguous(y, n)
                 if log {
                     let shift = peak + logf(total)
-                    for j in 0..<n { y[j] = x[j] - shift }
+                    forEach8(n, x, y) { $0 - shift }
                 } else {
                     let scale = 1 / total
-                    for j in 0..<n { y[j] *= scale }
+                    forEach8(n, y, y) { $0 * scale }
                 }
             }
         }
@@ -107,15 +103,12 @@ extension Tensor {
                 Parallel.forEachChunk(rows, grain: Swift.max(1, 16_384 / Swift.max(length, 1))) { range in
                     for row in range {
                         let x = src + row * length, y = dst + row * length
-                        // Two passes in double for the variance, as precise as torch's Welford.
-                        var total = 0.0
-                        for j in 0..<length { total += Double(x[j]) }
-                        let mean = total / Double(Swift.max(length, 1))
-                        var squares = 0.0
-                        for j in 0..<length { let d = Double(x[j]) - mean; squares += d * d }
-                        let rstd = Float(1 / (squares / Double(Swift.max(length, 1)) + Double(eps)).squareRoot())
-                        let m = Float(mean)
-                        for j in 0..<length { y[j] = (x[j] - m) * rstd }
+                        // Two passes (mean, then squared deviations) in eight float lanes.
+                        let count = Float(Swift.max(length, 1))
+                        let m = sumContiguous(x, length) / count
+                        forEach8(length, x, y) { ($0 - m) * ($0 - m) }
+                        let rstd = 1 / (sumContiguous(y, length) / count + eps).squareRoot()
+                        forEach8(length, x, y) { ($0 - m) * rstd }
                         meanOut[row] = m
                         rstdOut[row] = rstd
                     }
@@ -204,7 +197,8 @@ extension Tensor {
             throw .shapeMismatch(op: "attention", "query \(query.shape), key \(key.shape), value \(value.shape)")
         }
         let d = query.shape[query.rank - 1]
-        let scores = try query.matmul(key.transposed(-2, -1)) * (scale ?? 1 / Float(d).squareRoot())
+        // (q·s)·kᵀ = s·(q·kᵀ): scaling q touches Lq·d elements instead of Lq·Lk.
+        let scores = try (query * (scale ?? 1 / Float(d).squareRoot())).matmul(key.transposed(-2, -1))
         let probabilities = try scores.softmax(axis: -1)
         return (try probabilities.matmul(value), returnProbabilities ? probabilities : nil)
     }

@@ -1,0 +1,227 @@
+import ArgumentParser
+import Foundation
+import LVDFormats
+import LVDRuntime
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks that print figures and ratios measured side by side in one run.",
+        subcommands: [Ops.self])
+
+    struct Ops: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "GFLOP/s of the runtime's kernels at UNet shapes, forward and backward (use a release build).")
+
+        @Flag(help: "Print one JSON object per case.") var json = false
+        @Option(help: ArgumentHelp("A Python with torch: time the same cases in PyTorch in this run and print the ratio.", valueName: "python"))
+        var reference: String?
+        @Option(help: "Minimum seconds to spend timing each case.") var minSeconds: Double = 0.5
+        @Option(help: "Only cases whose name contains this.") var filter: String?
+
+        func run() throws {
+            let cases = BenchCase.all.filter { filter == nil || $0.name.contains(filter!) }
+            let library = BLAS.library
+            let header = [
+                "lvd bench ops — build: \(BuildInfo.configuration), threads: \(Parallel.threads)",
+                "OpenBLAS: \(library.coreName) kernels (\(library.reason))",
+            ]
+            if !json { header.forEach { print($0) } }
+            var torchSeconds: [String: Double] = [:]
+            var torchVersion = ""
+            if let reference {
+                if !json { print("PyTorch: timing the same cases with \(reference) …") }
+                (torchVersion, torchSeconds) = try runTorch(reference, cases)
+                if !json { print("PyTorch \(torchVersion), \(Parallel.threads) threads") }
+            }
+            var rows = [["case", "shape", "dir", "seconds", "GFLOP/s", "torch s", "speed-up"]]
+            var objects: [JSONValue] = []
+            var sgemmRate = 0.0
+            for benchCase in cases {
+                let seconds = try benchCase.time(minSeconds: minSeconds)
+                let rate = benchCase.gflop / seconds
+                if benchCase.op == "sgemm" { sgemmRate = Swift.max(sgemmRate, rate) }
+                let torch = torchSeconds[benchCase.name]
+                rows.append([benchCase.name, benchCase.shapeText, benchCase.direction, String(format: "%.4f", seconds),
+                             String(format: "%.1f", rate), torch.map { String(format: "%.4f", $0) } ?? "-",
+                             torch.map { String(format: "%.2f×", $0 / seconds) } ?? "-"])
+                var object = JSONObject()
+                object["op"] = .string(benchCase.op)
+                object["name"] = .string(benchCase.name)
+                object["shape"] = .string(benchCase.shapeText)
+                object["direction"] = .string(benchCase.direction)
+                object["seconds"] = .number(seconds)
+                object["gflops"] = .number(rate)
+                if sgemmRate > 0 { object["percent_of_sgemm"] = .number(100 * rate / sgemmRate) }
+                if let torch {
+                    object["torch_seconds"] = .number(torch)
+                    object["speedup_vs_torch"] = .number(torch / seconds)
+                }
+                objects.append(.object(object))
+                if json { print(JSONValue.object(object).serialized()) }
+            }
+            guard !json else { return }
+            print(table(rows), terminator: "")
+            if sgemmRate > 0 { print(String(format: "sgemm rate: %.1f GFLOP/s", sgemmRate)) }
+            // Ratios the targets are stated in (the sgemm share only when sgemm ran in this run).
+            for benchCase in cases where sgemmRate > 0 && (benchCase.op == "conv2d" || benchCase.op == "attention") {
+                guard let row = objects.first(where: { $0.objectValue?["name"] == .string(benchCase.name) })?.objectValue,
+                      row["direction"] == .string("forward"), let rate = row["gflops"]?.numberValue else { continue }
+                print(String(format: "%@: %.0f%% of the sgemm rate", benchCase.name, 100 * rate / Swift.max(sgemmRate, 1e-9)))
+            }
+            for forward in cases where forward.direction == "forward" {
+                guard let backward = cases.first(where: { $0.direction == "backward" && $0.op == forward.op && $0.shapes == forward.shapes }),
+                      let f = objects.first(where: { $0.objectValue?["name"] == .string(forward.name) })?.objectValue?["seconds"]?.numberValue,
+                      let b = objects.first(where: { $0.objectValue?["name"] == .string(backward.name) })?.objectValue?["seconds"]?.numberValue
+                else { continue }
+                print(String(format: "%@: backward / forward = %.2f", forward.name, b / f))
+            }
+        }
+
+        private func runTorch(_ python: String, _ cases: [BenchCase]) throws -> (String, [String: Double]) {
+            let script = HostPaths.sourceTree(from: HostPaths.executableDirectory).map { $0 + "/Scripts/bench_ops_torch.py" }
+            guard let script, FileManager.default.fileExists(atPath: script) else {
+                throw CLIError("--reference needs Scripts/bench_ops_torch.py from the source tree")
+            }
+            let input = JSONValue.array(cases.map { $0.torchJSON(threads: Parallel.threads, minSeconds: minSeconds) }).serialized()
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: python)
+            process.arguments = [script]
+            let stdin = Pipe(), stdout = Pipe()
+            process.standardInput = stdin
+            process.standardOutput = stdout
+            do { try process.run() } catch { throw CLIError("cannot run \(python): \(error.localizedDescription)") }
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try? stdin.fileHandleForWriting.close()
+            let output = stdout.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0,
+                  let root = try? JSONValue.parse(bytes: [UInt8](output)).objectValue,
+                  let seconds = root["seconds"]?.objectValue else {
+                throw CLIError("\(python) \(script) failed (exit \(process.terminationStatus)); is torch installed there?")
+            }
+            var result: [String: Double] = [:]
+            for (name, value) in seconds { result[name] = value.numberValue }
+            return (root["torch"]?.stringValue ?? "?", result)
+        }
+    }
+}
+
+enum BuildInfo {
+    #if DEBUG
+    static let configuration = "debug (numbers are not meaningful: use swift build -c release)"
+    #else
+    static let configuration = "release"
+    #endif
+}
+
+import LVDHost
+
+/// One benchmark case: an op at a shape, forward or backward, with its nominal FLOP count.
+struct BenchCase {
+    let name: String
+    let op: String
+    let direction: String
+    let shapes: [[Int]]
+    let gflop: Double
+
+    var shapeText: String { shapes.map { $0.map(String.init).joined(separator: "×") }.joined(separator: ", ") }
+
+    func torchJSON(threads: Int, minSeconds: Double) -> JSONValue {
+        .object(JSONObject([
+            "name": .string(name), "op": .string(op), "direction": .string(direction),
+            "shapes": .array(shapes.map { .array($0.map { .number(Double($0)) }) }),
+            "threads": .number(Double(threads)), "min_seconds": .number(minSeconds),
+        ]))
+    }
+
+    static let all: [BenchCase] = {
+        var cases: [BenchCase] = []
+        for n in [1024, 2048] {
+            cases.append(BenchCase(name: "sgemm \(n)", op: "sgemm", direction: "forward", shapes: [[n, n], [n, n]],
+                                   gflop: 2 * pow(Double(n), 3) / 1e9))
+        }
+        // UNet 3×3 convolutions: (images, channels, size).
+        for (images, channels, size) in [(4, 320, 32), (4, 640, 16), (4, 1280, 16)] {
+            let flop = 2.0 * Double(images * channels * size * size * channels * 9) / 1e9
+            let shapes = [[images, channels, size, size], [channels, channels, 3, 3]]
+            cases.append(BenchCase(name: "conv3x3 \(channels)@\(size)", op: "conv2d", direction: "forward", shapes: shapes, gflop: flop))
+            cases.append(BenchCase(name: "conv3x3 \(channels)@\(size) bwd", op: "conv2d", direction: "backward", shapes: shapes, gflop: 2 * flop))
+        }
+        // UNet attention: spatial self-attention at 32×32 and 16×16, cross-attention to 77 tokens.
+        for (label, batch, lq, lk, d) in [("self 32×32", 10, 1024, 1024, 64), ("self 16×16", 20, 256, 256, 64), ("cross 32×32", 10, 1024, 77, 64)] {
+            let flop = 4.0 * Double(batch * lq * lk * d) / 1e9
+            let shapes = [[batch, lq, d], [batch, lk, d], [batch, lk, d]]
+            cases.append(BenchCase(name: "attention \(label)", op: "attention", direction: "forward", shapes: shapes, gflop: flop))
+            cases.append(BenchCase(name: "attention \(label) bwd", op: "attention", direction: "backward", shapes: shapes, gflop: 2 * flop))
+        }
+        let norm = [8, 320, 32, 32]
+        let normFlop = 8.0 * Double(norm.reduce(1, *)) / 1e9
+        cases.append(BenchCase(name: "group_norm 320@32", op: "group_norm", direction: "forward", shapes: [norm], gflop: normFlop))
+        cases.append(BenchCase(name: "group_norm 320@32 bwd", op: "group_norm", direction: "backward", shapes: [norm], gflop: 2 * normFlop))
+        return cases
+    }()
+
+    /// Best time over repeats after a warm-up, as the torch side measures.
+    func time(minSeconds: Double) throws -> Double {
+        var generator = SplitMix(seed: 0)
+        let inputs = try shapes.map { shape in
+            try Tensor((0..<shape.reduce(1, *)).map { _ in generator.nextNormal() }, shape: shape)
+        }
+        let body: () throws -> Void
+        var prepare: (() throws -> Void)?
+        switch (op, direction) {
+        case ("sgemm", _):
+            body = { _ = try GradMode.withoutGrad { try inputs[0].matmul(inputs[1]) } }
+        case ("conv2d", "forward"):
+            body = { _ = try GradMode.withoutGrad { try inputs[0].conv2d(weight: inputs[1], padding: (1, 1)) } }
+        case ("attention", "forward"):
+            body = { _ = try GradMode.withoutGrad { try Tensor.attention(query: inputs[0], key: inputs[1], value: inputs[2]) } }
+        case ("group_norm", "forward"):
+            body = { _ = try GradMode.withoutGrad { try inputs[0].groupNorm(groups: 32, weight: nil, bias: nil) } }
+        default:
+            let forward: ([Tensor]) throws -> Tensor = {
+                switch op {
+                case "conv2d": return { try $0[0].conv2d(weight: $0[1], padding: (1, 1)) }
+                case "attention": return { try Tensor.attention(query: $0[0], key: $0[1], value: $0[2]).output }
+                default: return { try $0[0].groupNorm(groups: 32, weight: nil, bias: nil) }
+                }
+            }()
+            let probe = try GradMode.withoutGrad { try forward(inputs) }
+            let seed = try Tensor((0..<probe.count).map { _ in generator.nextNormal() }, shape: probe.shape)
+            // The forward pass is recorded untimed; only backward() is timed.
+            var root = probe
+            prepare = { root = try forward(inputs.map { $0.detached().requiringGrad() }) }
+            body = { try root.backward(seed: seed) }
+        }
+        try prepare?()
+        try body()
+        var best = Double.infinity, total = 0.0, repeats = 0
+        while repeats < 3 || (total < minSeconds && repeats < 50) {
+            try prepare?()
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            best = Swift.min(best, elapsed)
+            total += elapsed
+            repeats += 1
+        }
+        return best
+    }
+}
+
+/// Deterministic normal samples for benchmark inputs.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E3779B97F4A7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+        return z ^ (z >> 31)
+    }
+    mutating func nextNormal() -> Float {
+        let u1 = Double(next() >> 11) / Double(1 << 53) + 1e-12, u2 = Double(next() >> 11) / Double(1 << 53)
+        return Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * .pi * u2))
+    }
+}

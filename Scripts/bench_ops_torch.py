@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""The PyTorch side of `lvd bench ops --reference PYTHON`: reads the case list (JSON) on stdin,
+times each case in torch on the CPU with the same thread count, prints JSON {name: seconds}.
+
+Cases: {"name", "op", "direction", "shapes", "attributes", "threads"}; timing = the best of
+repeats after one warm-up, like the Swift side; backward cases time backward() alone."""
+import json
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def build(case):
+    op, shapes, attrs = case["op"], case["shapes"], case.get("attributes", {})
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randn(s, generator=g) for s in shapes]
+    backward = case["direction"] == "backward"
+    for x in xs:
+        x.requires_grad_(backward)
+    if op == "sgemm":
+        f = lambda: xs[0] @ xs[1]
+    elif op == "conv2d":
+        f = lambda: F.conv2d(xs[0], xs[1], padding=attrs.get("padding", 1))
+    elif op == "attention":
+        f = lambda: torch.softmax(xs[0] @ xs[1].transpose(-2, -1) * (xs[0].shape[-1] ** -0.5), -1) @ xs[2]
+    elif op == "group_norm":
+        f = lambda: F.group_norm(xs[0], attrs.get("groups", 32), eps=1e-5)
+    else:
+        raise SystemExit(f"unknown op {op}")
+    if not backward:
+        def run():
+            with torch.no_grad():
+                f()
+        return run
+    out = f()
+    seed = torch.randn(out.shape, generator=g)
+    state = {}
+
+    def prepare():
+        for x in xs:
+            x.grad = None
+        state["out"] = f()
+
+    def run_backward():
+        state["out"].backward(seed)
+    run_backward.prepare = prepare
+    return run_backward
+
+
+def main():
+    cases = json.load(sys.stdin)
+    results = {}
+    for case in cases:
+        torch.set_num_threads(case.get("threads", 2))
+        run = build(case)
+        prepare = getattr(run, "prepare", lambda: None)
+        prepare()
+        run()
+        best, total, reps = float("inf"), 0.0, 0
+        while reps < 3 or (total < case.get("min_seconds", 0.5) and reps < 50):
+            prepare()  # backward cases: the forward pass, untimed
+            start = time.perf_counter()
+            run()
+            elapsed = time.perf_counter() - start
+            best, total, reps = min(best, elapsed), total + elapsed, reps + 1
+        results[case["name"]] = best
+    json.dump({"torch": torch.__version__, "seconds": results}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
