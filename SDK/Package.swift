@@ -15,7 +15,9 @@ let package = Package(
     targets: [
         // Header-only C target: Sources/LVDSDK/include is a link to SDK/include.
         .target(name: "LVDSDK", path: "Sources/LVDSDK"),
-        .target(name: "LVDRuntime", dependencies: ["LVDSDK", "LVDFormats"]),
+        // Vector kernels in C: clang vectorises them, built per instruction set (target_clones).
+        .target(name: "LVDKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=fast"])]),
+        .target(name: "LVDRuntime", dependencies: ["LVDSDK", "LVDFormats", "LVDKernels"]),
         // Built over the C tables only: a Swift plugin links this, never the host.
         .target(name: "LVDPluginKit", dependencies: ["LVDSDK", "LVDFormats"]),
         .target(name: "LVDFormats"),

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import LVDKernels
 
 /// The primitive ops the tape records, with what each backward rule needs. Composite ops
 /// (mean, GEGLU, QuickGELU, attention, reflect padding, Gaussian smoothing, linear, …) are
@@ -118,7 +119,7 @@ enum Gradients {
             return [x[0].requiresGrad ? try reduce(g / x[1], to: x[0].shape) : nil,
                     x[1].requiresGrad ? try reduce(-(g * y) / x[1], to: x[1].shape) : nil]
         case .maximum:
-            let toA = try Tensor.mapBinary(x[0], x[1], "maximum", .copy) { $0 >= $1 ? 1 : 0 }
+            let toA = try Tensor.mapBinary(x[0], x[1], "maximum", .copy, Kernel.GreaterOrEqual())
             return [try reduce(g * toA, to: x[0].shape), try reduce(g * (1 - toA), to: x[1].shape)]
 
         case .neg: return [try -g]
@@ -132,16 +133,11 @@ enum Gradients {
         case .relu: return [try zip(g, x[0]) { g, x in x > 0 ? g : 0 }]
         case .sigmoid: return [try zip(g, y) { g, y in g * y * (1 - y) }]
         case .silu:
-            return [try zip(g, x[0]) { g, x in
-                let s = 1 / (1 + expf(-x))
-                return g * s * (1 + x * (1 - s))
-            }]
+            if let fast = try vectorisedGrad(g, x[0], lvdk_silu_grad) { return [fast] }
+            return [try Tensor.mapBinary(g, x[0], "backward", .copy, Kernel.SiLUGrad())]
         case .gelu:
-            return [try zip(g, x[0]) { g, x in
-                let cdf = 0.5 * (1 + erff(x * 0.70710678118654752))
-                let pdf = expf(-0.5 * x * x) * 0.39894228040143268
-                return g * (cdf + x * pdf)
-            }]
+            if let fast = try vectorisedGrad(g, x[0], lvdk_gelu_grad) { return [fast] }
+            return [try Tensor.mapBinary(g, x[0], "backward", .copy, Kernel.GELUGrad())]
         case .pow(let p):
             return [try zip(g, x[0]) { g, x in g * p * powf(x, p - 1) }]
         case .whereMask(let mask):
@@ -191,6 +187,21 @@ enum Gradients {
         }
     }
 
+    /// g · f'(x) through a C vector kernel when both are contiguous and of one shape; nil otherwise.
+    static func vectorisedGrad(_ g: Tensor, _ x: Tensor,
+                               _ kernel: (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void)
+        throws(TensorError) -> Tensor? {
+        guard g.isContiguous, x.isContiguous, g.shape == x.shape, g.dtype == .f32, x.dtype == .f32 else { return nil }
+        let output = try Tensor.empty(g.shape)
+        let pg = g.floats, px = x.floats, out = output.floats
+        withoutActuallyEscaping(kernel) { kernel in
+            Parallel.forEachChunk(output.count) { range in
+                kernel(pg + range.lowerBound, px + range.lowerBound, out + range.lowerBound, range.count)
+            }
+        }
+        return output
+    }
+
     /// Sums a broadcast gradient back to `shape` (leading axes and axes of extent 1).
     static func reduce(_ g: Tensor, to shape: [Int]) throws(TensorError) -> Tensor {
         if g.shape == shape { return g }
@@ -201,8 +212,8 @@ enum Gradients {
     }
 
     /// f(g, t) elementwise, both of the output's shape (t broadcast if needed).
-    static func zip(_ g: Tensor, _ t: Tensor, _ f: (Float, Float) -> Float) throws(TensorError) -> Tensor {
-        try Tensor.mapBinary(g, t, "backward", .copy, f)
+    static func zip(_ g: Tensor, _ t: Tensor, _ f: @escaping (Float, Float) -> Float) throws(TensorError) -> Tensor {
+        try Tensor.mapBinary(g, t, "backward", .copy, Kernel.Closure(body: f))
     }
 
     /// dx = rstd · (g − mean(g) − ŷ · mean(g · ŷ)) per normalised row.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import LVDKernels
 
 // Elementwise ops: broadcasting binary arithmetic, unary math, where. Outputs are contiguous.
 
@@ -13,8 +14,7 @@ func broadcastStrides(_ tensor: Tensor, to shape: [Int]) -> [Int] {
 }
 
 extension Tensor {
-    @inline(__always)
-    func mapUnary(_ name: String, _ op: @autoclosure () -> Op, _ f: (Float) -> Float) throws(TensorError) -> Tensor {
+    func mapUnary<K: UnaryKernel>(_ name: String, _ op: @autoclosure () -> Op, _ f: K) throws(TensorError) -> Tensor {
         try requireF32(name)
         let output = try Tensor.empty(shape)
         let runs = StridedRuns(shape: shape, strides: [output.strides, strides])
@@ -31,9 +31,17 @@ extension Tensor {
         return Tensor.record(output, op(), [self])
     }
 
-    @inline(__always)
-    static func mapBinary(_ a: Tensor, _ b: Tensor, _ name: String, _ op: @autoclosure () -> Op,
-                          _ f: (Float, Float) -> Float) throws(TensorError) -> Tensor {
+    static func mapBinary<K: BinaryKernel>(_ a: Tensor, _ b: Tensor, _ name: String, _ op: @autoclosure () -> Op,
+                                           _ f: K) throws(TensorError) -> Tensor {
+        // A scalar operand on the right of a contiguous tensor: one flat loop.
+        if b.count == 1, a.isContiguous, a.dtype == .f32, b.dtype == .f32, b.rank <= a.rank {
+            let output = try Tensor.empty(a.shape)
+            let value = b.storage.floats(b.offset)[0], src = a.floats, dst = output.floats
+            Parallel.forEachChunk(a.count) { range in
+                for i in range { dst[i] = f(src[i], value) }
+            }
+            return record(output, op(), [a, b])
+        }
         try a.requireF32(name)
         try b.requireF32(name)
         guard let shape = broadcastShape(a.shape, b.shape) else {
@@ -57,10 +65,10 @@ extension Tensor {
 
     // MARK: Arithmetic (broadcasting)
 
-    public static func + (a: Tensor, b: Tensor) throws(TensorError) -> Tensor { try mapBinary(a, b, "add", .add) { $0 + $1 } }
-    public static func - (a: Tensor, b: Tensor) throws(TensorError) -> Tensor { try mapBinary(a, b, "sub", .sub) { $0 - $1 } }
-    public static func * (a: Tensor, b: Tensor) throws(TensorError) -> Tensor { try mapBinary(a, b, "mul", .mul) { $0 * $1 } }
-    public static func / (a: Tensor, b: Tensor) throws(TensorError) -> Tensor { try mapBinary(a, b, "div", .div) { $0 / $1 } }
+    public static func + (a: Tensor, b: Tensor) throws(TensorError) -> Tensor { try mapBinary(a, b, "add", .add, Kernel.Add()) }
+    public static func - (a: Tensor, b: Tensor) throws(TensorError) -> Tensor { try mapBinary(a, b, "sub", .sub, Kernel.Sub()) }
+    public static func * (a: Tensor, b: Tensor) throws(TensorError) -> Tensor { try mapBinary(a, b, "mul", .mul, Kernel.Mul()) }
+    public static func / (a: Tensor, b: Tensor) throws(TensorError) -> Tensor { try mapBinary(a, b, "div", .div, Kernel.Div()) }
 
     public static func + (a: Tensor, b: Float) throws(TensorError) -> Tensor { try a + Tensor.scalar(b) }
     public static func - (a: Tensor, b: Float) throws(TensorError) -> Tensor { try a - Tensor.scalar(b) }
@@ -70,44 +78,53 @@ extension Tensor {
     public static func - (a: Float, b: Tensor) throws(TensorError) -> Tensor { try Tensor.scalar(a) - b }
     public static func * (a: Float, b: Tensor) throws(TensorError) -> Tensor { try Tensor.scalar(a) * b }
     public static func / (a: Float, b: Tensor) throws(TensorError) -> Tensor { try Tensor.scalar(a) / b }
-    public static prefix func - (a: Tensor) throws(TensorError) -> Tensor { try a.mapUnary("neg", .neg) { -$0 } }
+    public static prefix func - (a: Tensor) throws(TensorError) -> Tensor { try a.mapUnary("neg", .neg, Kernel.Neg()) }
 
     /// Elementwise maximum (ties send the gradient to `a`).
     public static func maximum(_ a: Tensor, _ b: Tensor) throws(TensorError) -> Tensor {
-        try mapBinary(a, b, "maximum", .maximum) { $0 >= $1 ? $0 : $1 }
+        try mapBinary(a, b, "maximum", .maximum, Kernel.Maximum())
     }
 
     // MARK: Unary math
 
-    public func exp() throws(TensorError) -> Tensor { try mapUnary("exp", .exp) { Glibc.expf($0) } }
-    public func log() throws(TensorError) -> Tensor { try mapUnary("log", .log) { Glibc.logf($0) } }
-    public func sqrt() throws(TensorError) -> Tensor { try mapUnary("sqrt", .sqrt) { $0.squareRoot() } }
-    public func sin() throws(TensorError) -> Tensor { try mapUnary("sin", .sin) { Glibc.sinf($0) } }
-    public func cos() throws(TensorError) -> Tensor { try mapUnary("cos", .cos) { Glibc.cosf($0) } }
-    public func tanh() throws(TensorError) -> Tensor { try mapUnary("tanh", .tanh) { Glibc.tanhf($0) } }
-    public func abs() throws(TensorError) -> Tensor { try mapUnary("abs", .abs) { Swift.abs($0) } }
-    public func relu() throws(TensorError) -> Tensor { try mapUnary("relu", .relu) { $0 > 0 ? $0 : 0 } }
-    public func sigmoid() throws(TensorError) -> Tensor { try mapUnary("sigmoid", .sigmoid) { 1 / (1 + Glibc.expf(-$0)) } }
+    public func exp() throws(TensorError) -> Tensor {
+        if let fast = try vectorised(.exp, lvdk_exp) { return fast }
+        return try mapUnary("exp", .exp, Kernel.Exp())
+    }
+    public func log() throws(TensorError) -> Tensor { try mapUnary("log", .log, Kernel.Log()) }
+    public func sqrt() throws(TensorError) -> Tensor { try mapUnary("sqrt", .sqrt, Kernel.Sqrt()) }
+    public func sin() throws(TensorError) -> Tensor { try mapUnary("sin", .sin, Kernel.Sin()) }
+    public func cos() throws(TensorError) -> Tensor { try mapUnary("cos", .cos, Kernel.Cos()) }
+    public func tanh() throws(TensorError) -> Tensor { try mapUnary("tanh", .tanh, Kernel.Tanh()) }
+    public func abs() throws(TensorError) -> Tensor { try mapUnary("abs", .abs, Kernel.Abs()) }
+    public func relu() throws(TensorError) -> Tensor { try mapUnary("relu", .relu, Kernel.Relu()) }
+    public func sigmoid() throws(TensorError) -> Tensor { try mapUnary("sigmoid", .sigmoid, Kernel.Sigmoid()) }
     /// x · sigmoid(x).
     public func silu() throws(TensorError) -> Tensor {
-        if isContiguous && dtype == .f32 {
-            let output = try Tensor.empty(shape)
-            let src = floats, dst = output.floats
-            Parallel.forEachChunk(count) { range in
-                forEach8(range.count, src + range.lowerBound, dst + range.lowerBound) { $0 / (1 + exp8(-$0)) }
-            }
-            return Tensor.record(output, .silu, [self])
+        if let fast = try vectorised(.silu, lvdk_silu) { return fast }
+        return try mapUnary("silu", .silu, Kernel.SiLU())
+    }
+
+    /// A contiguous f32 tensor through one of the C vector kernels, threaded; nil otherwise.
+    func vectorised(_ op: @autoclosure () -> Op,
+                    _ kernel: (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void) throws(TensorError) -> Tensor? {
+        guard isContiguous, dtype == .f32 else { return nil }
+        let output = try Tensor.empty(shape)
+        let src = floats, dst = output.floats
+        withoutActuallyEscaping(kernel) { kernel in
+            Parallel.forEachChunk(count) { range in kernel(src + range.lowerBound, dst + range.lowerBound, range.count) }
         }
-        return try mapUnary("silu", .silu) { $0 / (1 + Glibc.expf(-$0)) }
+        return Tensor.record(output, op(), [self])
     }
     /// Exact GELU: x · Φ(x) = x/2 · (1 + erf(x/√2)), as torch's default.
     public func gelu() throws(TensorError) -> Tensor {
-        try mapUnary("gelu", .gelu) { 0.5 * $0 * (1 + Glibc.erff($0 * 0.70710678118654752)) }
+        if let fast = try vectorised(.gelu, lvdk_gelu) { return fast }
+        return try mapUnary("gelu", .gelu, Kernel.GELU())
     }
     /// x^p for a constant exponent.
     public func pow(_ p: Float) throws(TensorError) -> Tensor {
-        if p == 2 { return try mapUnary("pow", .pow(p)) { $0 * $0 } }
-        return try mapUnary("pow", .pow(p)) { Glibc.powf($0, p) }
+        if p == 2 { return try mapUnary("pow", .pow(p), Kernel.Square()) }
+        return try mapUnary("pow", .pow(p), Kernel.Pow(p: p))
     }
 
     // MARK: Composites (gradients come from the primitives)

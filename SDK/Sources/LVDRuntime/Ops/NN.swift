@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import LVDKernels
 
 // Neural-network ops: softmax, normalisation, resampling, attention, smoothing.
 
@@ -42,21 +43,7 @@ extension Tensor {
         let output = try Tensor.empty(shape)
         let src = source.floats, dst = output.floats
         Parallel.forEachChunk(rows, grain: Swift.max(1, 16_384 / Swift.max(n, 1))) { range in
-            for row in range {
-                let x = src + row * n, y = dst + row * n
-                var peak = -Float.infinity
-                for j in 0..<n { peak = Swift.max(peak, x[j]) }
-                if peak == -Float.infinity { peak = 0 }
-                forEach8(n, x, y) { exp8($0 - peak) }
-                let total = sumContiguous(y, n)
-                if log {
-                    let shift = peak + logf(total)
-                    forEach8(n, x, y) { $0 - shift }
-                } else {
-                    let scale = 1 / total
-                    forEach8(n, y, y) { $0 * scale }
-                }
-            }
+            lvdk_softmax_rows(src + range.lowerBound * n, dst + range.lowerBound * n, range.count, n, log ? 1 : 0)
         }
         return Tensor.record(output, log ? .logSoftmax : .softmax, [self])
     }
@@ -101,17 +88,8 @@ extension Tensor {
             rstds.withUnsafeMutableBufferPointer { rstdBuffer in
                 let meanOut = meanBuffer, rstdOut = rstdBuffer
                 Parallel.forEachChunk(rows, grain: Swift.max(1, 16_384 / Swift.max(length, 1))) { range in
-                    for row in range {
-                        let x = src + row * length, y = dst + row * length
-                        // Two passes (mean, then squared deviations) in eight float lanes.
-                        let count = Float(Swift.max(length, 1))
-                        let m = sumContiguous(x, length) / count
-                        forEach8(length, x, y) { ($0 - m) * ($0 - m) }
-                        let rstd = 1 / (sumContiguous(y, length) / count + eps).squareRoot()
-                        forEach8(length, x, y) { ($0 - m) * rstd }
-                        meanOut[row] = m
-                        rstdOut[row] = rstd
-                    }
+                    lvdk_normalize_rows(src + range.lowerBound * length, dst + range.lowerBound * length, range.count, length,
+                                        eps, meanOut.baseAddress! + range.lowerBound, rstdOut.baseAddress! + range.lowerBound)
                 }
             }
         }

@@ -1,3 +1,5 @@
+import LVDKernels
+
 // Reductions: sum, mean, max over any axes; top-k values along the last axis.
 
 /// Indices kept for the backward rule of max and top-k (flat positions in the input).
@@ -145,17 +147,6 @@ extension Tensor {
     }
 }
 
-/// Sum of `n` contiguous floats, eight lanes at a time.
+/// Sum of `n` contiguous floats (vectorised in C).
 @inline(__always)
-func sumContiguous(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-    var lanes = SIMD8<Float>()
-    var i = 0
-    let raw = UnsafeRawPointer(p)
-    while i + 8 <= n {
-        lanes += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-        i += 8
-    }
-    var total = lanes.sum()
-    while i < n { total += p[i]; i += 1 }
-    return total
-}
+func sumContiguous(_ p: UnsafePointer<Float>, _ n: Int) -> Float { lvdk_sum(p, n) }

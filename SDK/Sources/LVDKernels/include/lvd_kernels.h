@@ -1,0 +1,23 @@
+// Internal vector kernels of the runtime (not part of the plugin ABI). Each runs on the
+// calling thread over contiguous floats; the runtime splits work across threads.
+#ifndef LVD_KERNELS_H
+#define LVD_KERNELS_H
+
+#include <stddef.h>
+
+void lvdk_exp(const float *x, float *y, size_t n);
+void lvdk_silu(const float *x, float *y, size_t n);
+void lvdk_gelu(const float *x, float *y, size_t n);
+/// y = g · silu'(x), y = g · gelu'(x)
+void lvdk_silu_grad(const float *g, const float *x, float *y, size_t n);
+void lvdk_gelu_grad(const float *g, const float *x, float *y, size_t n);
+/// Softmax (or log-softmax when `log` is non-zero) of `rows` contiguous rows of length n.
+void lvdk_softmax_rows(const float *x, float *y, size_t rows, size_t n, int log);
+
+/// Sum and maximum (−inf when empty) of n floats.
+float lvdk_sum(const float *x, size_t n);
+float lvdk_max(const float *x, size_t n);
+/// Each row of length n to zero mean and unit (biased) variance; writes mean and 1/std per row.
+void lvdk_normalize_rows(const float *x, float *y, size_t rows, size_t n, float eps, float *mean_out, float *rstd_out);
+
+#endif

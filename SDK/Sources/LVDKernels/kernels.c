@@ -1,0 +1,138 @@
+// Loops written so clang vectorises them (no branches, no calls but inline helpers), built
+// for AVX-512, AVX2 and the baseline; the loader picks the best the CPU has (ifunc), so no
+// AVX-512 instruction ever runs on a CPU without it.
+#include "lvd_kernels.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__clang__)
+#define LVDK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define LVDK_CLONES
+#endif
+
+static inline float bits_to_float(uint32_t b) { float f; memcpy(&f, &b, 4); return f; }
+static inline uint32_t float_to_bits(float f) { uint32_t b; memcpy(&b, &f, 4); return b; }
+
+// e^x: x·log2e = n + f by the magic-number trick, e^(f·ln2) by the Cephes expf polynomial,
+// 2^n from exponent bits. Relative error ≤ 1e-6; saturates below −87.3 (≈ 1e−38) and above 88.
+static inline float fast_exp(float x) {
+    float v = x * 1.44269504088896341f;
+    v = v < -126.0f ? -126.0f : (v > 127.0f ? 127.0f : v);
+    const float magic = 12582912.0f;
+    float shifted = v + magic;
+    float n = shifted - magic;
+    float r = (v - n) * 0.693147180559945f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    uint32_t e = float_to_bits(shifted) - float_to_bits(magic);
+    return p * bits_to_float((e + 127u) << 23);
+}
+
+// erf(x), Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7).
+static inline float fast_erf(float x) {
+    float a = fabsf(x);
+    float t = 1.0f / (1.0f + 0.3275911f * a);
+    float y = 1.0f - (((((1.061405429f * t - 1.453152027f) * t) + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t
+                         * fast_exp(-a * a);
+    return copysignf(y, x);
+}
+
+LVDK_CLONES void lvdk_exp(const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = fast_exp(x[i]);
+}
+
+LVDK_CLONES void lvdk_silu(const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + fast_exp(-x[i]));
+}
+
+LVDK_CLONES void lvdk_gelu(const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + fast_erf(x[i] * 0.70710678118654752f));
+}
+
+LVDK_CLONES void lvdk_silu_grad(const float *g, const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float s = 1.0f / (1.0f + fast_exp(-x[i]));
+        y[i] = g[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
+LVDK_CLONES void lvdk_gelu_grad(const float *g, const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float cdf = 0.5f * (1.0f + fast_erf(x[i] * 0.70710678118654752f));
+        float pdf = fast_exp(-0.5f * x[i] * x[i]) * 0.39894228040143268f;
+        y[i] = g[i] * (cdf + x[i] * pdf);
+    }
+}
+
+// Sums with eight independent accumulators (one vector register), so clang vectorises
+// without needing to reassociate.
+LVDK_CLONES float lvdk_sum(const float *x, size_t n) {
+    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) lanes[k] += x[i + k];
+    float total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    for (; i < n; i++) total += x[i];
+    return total;
+}
+
+LVDK_CLONES float lvdk_max(const float *x, size_t n) {
+    float lanes[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) lanes[k] = x[i + k] > lanes[k] ? x[i + k] : lanes[k];
+    float best = lanes[0];
+    for (int k = 1; k < 8; k++) best = lanes[k] > best ? lanes[k] : best;
+    for (; i < n; i++) best = x[i] > best ? x[i] : best;
+    return best;
+}
+
+LVDK_CLONES void lvdk_normalize_rows(const float *x, float *y, size_t rows, size_t n, float eps, float *mean_out,
+                                     float *rstd_out) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *in = x + r * n;
+        float *out = y + r * n;
+        // Two passes: the mean, then squared deviations (stable for large means).
+        float mean = lvdk_sum(in, n) / (float)(n ? n : 1);
+        float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) {
+                float d = in[i + k] - mean;
+                lanes[k] += d * d;
+            }
+        float squares = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+        for (; i < n; i++) squares += (in[i] - mean) * (in[i] - mean);
+        float rstd = 1.0f / sqrtf(squares / (float)(n ? n : 1) + eps);
+        for (size_t j = 0; j < n; j++) out[j] = (in[j] - mean) * rstd;
+        mean_out[r] = mean;
+        rstd_out[r] = rstd;
+    }
+}
+
+LVDK_CLONES void lvdk_softmax_rows(const float *x, float *y, size_t rows, size_t n, int log) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *in = x + r * n;
+        float *out = y + r * n;
+        float peak = lvdk_max(in, n);
+        if (peak == -INFINITY) peak = 0;
+        // Separate loops: each vectorises (a sum inside the exp loop would not).
+        for (size_t j = 0; j < n; j++) out[j] = fast_exp(in[j] - peak);
+        float total = lvdk_sum(out, n);
+        if (log) {
+            float shift = peak + logf(total);
+            for (size_t j = 0; j < n; j++) out[j] = in[j] - shift;
+        } else {
+            float scale = 1.0f / total;
+            for (size_t j = 0; j < n; j++) out[j] *= scale;
+        }
+    }
+}
