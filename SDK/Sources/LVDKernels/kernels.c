@@ -136,3 +136,28 @@ LVDK_CLONES void lvdk_softmax_rows(const float *x, float *y, size_t rows, size_t
         }
     }
 }
+
+// Softmax backward per row: dx = y · (g − Σ g·y).
+LVDK_CLONES void lvdk_softmax_grad_rows(const float *g, const float *y, float *dx, size_t rows, size_t n) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *gr = g + r * n, *yr = y + r * n;
+        float *out = dx + r * n;
+        for (size_t j = 0; j < n; j++) out[j] = gr[j] * yr[j];
+        float dot = lvdk_sum(out, n);
+        for (size_t j = 0; j < n; j++) out[j] = yr[j] * (gr[j] - dot);
+    }
+}
+
+// Row-normalisation backward: dx = rstd · (g − mean(g) − ŷ · mean(g · ŷ)).
+LVDK_CLONES void lvdk_normalize_grad_rows(const float *g, const float *y_hat, const float *rstd, float *dx, size_t rows,
+                                          size_t n) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *gr = g + r * n, *yr = y_hat + r * n;
+        float *out = dx + r * n;
+        float mean_g = lvdk_sum(gr, n) / (float)(n ? n : 1);
+        for (size_t j = 0; j < n; j++) out[j] = gr[j] * yr[j];
+        float mean_gy = lvdk_sum(out, n) / (float)(n ? n : 1);
+        float s = rstd[r];
+        for (size_t j = 0; j < n; j++) out[j] = s * (gr[j] - mean_g - yr[j] * mean_gy);
+    }
+}

@@ -171,8 +171,14 @@ enum Gradients {
             }
             return [da, db]
         case .softmax:
-            let dot = try (g * y).sum(axes: [-1], keepDims: true)
-            return [try y * (g - dot)]
+            let gc = try g.contiguous(), yc = try y.contiguous()
+            let n = y.shape[y.rank - 1], rows = n == 0 ? 0 : y.count / n
+            let dx = try Tensor.empty(y.shape)
+            let pg = gc.floats, py = yc.floats, out = dx.floats
+            Parallel.forEachChunk(rows, grain: Swift.max(1, 16_384 / Swift.max(n, 1))) { range in
+                lvdk_softmax_grad_rows(pg + range.lowerBound * n, py + range.lowerBound * n, out + range.lowerBound * n, range.count, n)
+            }
+            return [dx]
         case .logSoftmax:
             return [try g - y.exp() * g.sum(axes: [-1], keepDims: true)]
         case .normalize(let stats, let length):
@@ -221,13 +227,11 @@ enum Gradients {
         let gc = try g.contiguous(), yc = try yHat.contiguous()
         let dx = try Tensor.empty(g.shape)
         let pg = gc.floats, py = yc.floats, out = dx.floats
-        Parallel.forEachChunk(rstd.count, grain: Swift.max(1, 16_384 / Swift.max(length, 1))) { rows in
-            for row in rows {
-                let gr = pg + row * length, yr = py + row * length, o = out + row * length
-                var meanG = 0.0, meanGY = 0.0
-                for j in 0..<length { meanG += Double(gr[j]); meanGY += Double(gr[j] * yr[j]) }
-                let mg = Float(meanG / Double(length)), mgy = Float(meanGY / Double(length)), r = rstd[row]
-                for j in 0..<length { o[j] = r * (gr[j] - mg - yr[j] * mgy) }
+        rstd.withUnsafeBufferPointer { scales in
+            let scales = scales
+            Parallel.forEachChunk(rstd.count, grain: Swift.max(1, 16_384 / Swift.max(length, 1))) { rows in
+                let start = rows.lowerBound * length
+                lvdk_normalize_grad_rows(pg + start, py + start, scales.baseAddress! + rows.lowerBound, out + start, rows.count, length)
             }
         }
         return dx

@@ -19,5 +19,9 @@ float lvdk_sum(const float *x, size_t n);
 float lvdk_max(const float *x, size_t n);
 /// Each row of length n to zero mean and unit (biased) variance; writes mean and 1/std per row.
 void lvdk_normalize_rows(const float *x, float *y, size_t rows, size_t n, float eps, float *mean_out, float *rstd_out);
+/// Softmax backward per row: dx = y · (g − Σ g·y).
+void lvdk_softmax_grad_rows(const float *g, const float *y, float *dx, size_t rows, size_t n);
+/// Row-normalisation backward: dx = rstd · (g − mean(g) − ŷ · mean(g · ŷ)).
+void lvdk_normalize_grad_rows(const float *g, const float *y_hat, const float *rstd, float *dx, size_t rows, size_t n);
 
 #endif
