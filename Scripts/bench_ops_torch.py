@@ -16,9 +16,10 @@ def build(case):
     op, shapes, attrs = case["op"], case["shapes"], case.get("attributes", {})
     g = torch.Generator().manual_seed(0)
     xs = [torch.randn(s, generator=g) for s in shapes]
-    backward = case["direction"] == "backward"
-    for x in xs:
-        x.requires_grad_(backward)
+    backward = case["direction"].startswith("backward")
+    input_only = case["direction"] == "backward-input"
+    for i, x in enumerate(xs):
+        x.requires_grad_(backward and (not input_only or i == 0))
     if op == "sgemm":
         f = lambda: xs[0] @ xs[1]
     elif op == "conv2d":

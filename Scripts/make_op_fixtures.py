@@ -80,6 +80,8 @@ CASES = {
     "linear": ([[2, 3, 6], [5, 6], [5]], ["normal", "normal", "normal"], F.linear),
     "conv2d_3x3_pad1": ([[2, 3, 6, 5], [4, 3, 3, 3], [4]], ["normal"] * 3, lambda x, w, b: F.conv2d(x, w, b, padding=1)),
     "conv2d_3x3_stride2": ([[1, 3, 7, 6], [4, 3, 3, 3], [4]], ["normal"] * 3, lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1)),
+    # Large enough for the Winograd path (26 images × 20 tiles ≥ 512 columns); odd extents exercise its edge tiles.
+    "conv2d_3x3_winograd": ([[26, 8, 7, 9], [8, 8, 3, 3], [8]], ["normal"] * 3, lambda x, w, b: F.conv2d(x, w, b, padding=1)),
     "conv2d_1x1": ([[2, 5, 3, 4], [6, 5, 1, 1], [6]], ["normal"] * 3, lambda x, w, b: F.conv2d(x, w, b)),
     "conv2d_groups": ([[1, 4, 5, 5], [4, 1, 3, 3]], ["normal"] * 2, lambda x, w: F.conv2d(x, w, groups=4)),
     "conv3d_temporal": ([[1, 3, 4, 2, 3], [5, 3, 3, 1, 1], [5]], ["normal"] * 3, lambda x, w, b: F.conv3d(x, w, b, padding=(1, 0, 0))),
@@ -95,6 +97,11 @@ CASES = {
     "expand_mul": ([[3, 1], [3, 4]], ["normal", "normal"], lambda a, b: a.expand(3, 4) * b),
     "reshape_transpose_matmul": ([[2, 6], [3, 4]], ["normal", "normal"], lambda a, b: a.reshape(3, 4).t() @ b),
 }
+
+
+def f32(values):
+    """float32 values with 9 significant digits: exact for float32, half the size of repr."""
+    return [float("%.9g" % v) for v in values]
 
 
 def make_input(rng, shape, kind):
@@ -115,10 +122,10 @@ def main(path):
         projection = torch.tensor(rng.standard_normal(size=tuple(out.shape)), dtype=torch.float32)
         (out * projection).sum().backward()
         cases[name] = {
-            "inputs": [{"shape": list(t.shape), "values": t.detach().flatten().tolist()} for t in inputs],
-            "output": {"shape": list(out.shape), "values": out.detach().flatten().tolist()},
-            "projection": projection.flatten().tolist(),
-            "grads": [None if t.grad is None else t.grad.flatten().tolist() for t in inputs],
+            "inputs": [{"shape": list(t.shape), "values": f32(t.detach().flatten().tolist())} for t in inputs],
+            "output": {"shape": list(out.shape), "values": f32(out.detach().flatten().tolist())},
+            "projection": f32(projection.flatten().tolist()),
+            "grads": [None if t.grad is None else f32(t.grad.flatten().tolist()) for t in inputs],
         }
     with open(path, "w") as f:
         json.dump({"generator": "Scripts/make_op_fixtures.py", "torch": torch.__version__, "cases": cases}, f)

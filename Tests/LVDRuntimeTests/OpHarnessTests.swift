@@ -62,6 +62,7 @@ let opCases: [OpCase] = [
     OpCase("linear") { try $0[0].linear($0[1], bias: $0[2]) },
     OpCase("conv2d_3x3_pad1") { try $0[0].conv2d(weight: $0[1], bias: $0[2], padding: (1, 1)) },
     OpCase("conv2d_3x3_stride2") { try $0[0].conv2d(weight: $0[1], bias: $0[2], stride: (2, 2), padding: (1, 1)) },
+    OpCase("conv2d_3x3_winograd") { try $0[0].conv2d(weight: $0[1], bias: $0[2], padding: (1, 1)) },
     OpCase("conv2d_1x1") { try $0[0].conv2d(weight: $0[1], bias: $0[2]) },
     OpCase("conv2d_groups") { try $0[0].conv2d(weight: $0[1], groups: 4) },
     OpCase("conv3d_temporal") { try $0[0].conv3dTemporal(weight: $0[1], bias: $0[2], padding: 1) },

@@ -68,12 +68,14 @@ struct Bench: ParsableCommand {
                       row["direction"] == .string("forward"), let rate = row["gflops"]?.numberValue else { continue }
                 print(String(format: "%@: %.0f%% of the sgemm rate", benchCase.name, 100 * rate / Swift.max(sgemmRate, 1e-9)))
             }
+            func seconds(_ name: String) -> Double? {
+                objects.first { $0.objectValue?["name"] == .string(name) }?.objectValue?["seconds"]?.numberValue
+            }
             for forward in cases where forward.direction == "forward" {
-                guard let backward = cases.first(where: { $0.direction == "backward" && $0.op == forward.op && $0.shapes == forward.shapes }),
-                      let f = objects.first(where: { $0.objectValue?["name"] == .string(forward.name) })?.objectValue?["seconds"]?.numberValue,
-                      let b = objects.first(where: { $0.objectValue?["name"] == .string(backward.name) })?.objectValue?["seconds"]?.numberValue
-                else { continue }
-                print(String(format: "%@: backward / forward = %.2f", forward.name, b / f))
+                for backward in cases where backward.direction.hasPrefix("backward") && backward.op == forward.op && backward.shapes == forward.shapes {
+                    guard let f = seconds(forward.name), let b = seconds(backward.name) else { continue }
+                    print(String(format: "%@: %@ / forward = %.2f", forward.name, backward.direction, b / f))
+                }
             }
         }
 
@@ -140,12 +142,14 @@ struct BenchCase {
             cases.append(BenchCase(name: "sgemm \(n)", op: "sgemm", direction: "forward", shapes: [[n, n], [n, n]],
                                    gflop: 2 * pow(Double(n), 3) / 1e9))
         }
-        // UNet 3×3 convolutions: (images, channels, size).
-        for (images, channels, size) in [(4, 320, 32), (4, 640, 16), (4, 1280, 16)] {
+        // UNet 3×3 convolutions: (images, channels, size); 8 images = half a 16-frame video.
+        for (images, channels, size) in [(8, 320, 32), (8, 640, 16), (8, 1280, 16)] {
             let flop = 2.0 * Double(images * channels * size * size * channels * 9) / 1e9
             let shapes = [[images, channels, size, size], [channels, channels, 3, 3]]
             cases.append(BenchCase(name: "conv3x3 \(channels)@\(size)", op: "conv2d", direction: "forward", shapes: shapes, gflop: flop))
             cases.append(BenchCase(name: "conv3x3 \(channels)@\(size) bwd", op: "conv2d", direction: "backward", shapes: shapes, gflop: 2 * flop))
+            // Guidance differentiates to the input only (frozen weights).
+            cases.append(BenchCase(name: "conv3x3 \(channels)@\(size) bwd input", op: "conv2d", direction: "backward-input", shapes: shapes, gflop: flop))
         }
         // UNet attention: spatial self-attention at 32×32 and 16×16, cross-attention to 77 tokens.
         for (label, batch, lq, lk, d) in [("self 32×32", 10, 1024, 1024, 64), ("self 16×16", 20, 256, 256, 64), ("cross 32×32", 10, 1024, 77, 64)] {
@@ -190,7 +194,9 @@ struct BenchCase {
             let seed = try Tensor((0..<probe.count).map { _ in generator.nextNormal() }, shape: probe.shape)
             // The forward pass is recorded untimed; only backward() is timed.
             var root = probe
-            prepare = { root = try forward(inputs.map { $0.detached().requiringGrad() }) }
+            // "backward-input": only the first input (the activations) requires grad.
+            let inputOnly = direction == "backward-input"
+            prepare = { root = try forward(inputs.enumerated().map { $0.element.detached().requiringGrad(!inputOnly || $0.offset == 0) }) }
             body = { try root.backward(seed: seed) }
         }
         try prepare?()

@@ -161,3 +161,92 @@ LVDK_CLONES void lvdk_normalize_grad_rows(const float *g, const float *y_hat, co
         for (size_t j = 0; j < n; j++) out[j] = s * (gr[j] - mean_g - yr[j] * mean_gy);
     }
 }
+
+// ---- Winograd F(2×2, 3×3) for 3×3 convolutions, stride 1, padding 1 ----
+// Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016):
+//   Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A   over 4×4 input tiles d and 2×2 output tiles Y.
+// Layouts: U[16][K][C] (transformed weights), V[16][C][ld] (transformed input tiles, tile index
+// p = p0 + ty·TW + tx), M[16][K][ld] (their products, from 16 GEMMs M_i = U_i · V_i).
+
+void lvdk_winograd_weights(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U) {
+    for (size_t k = k0; k < k1; k++) {
+        for (size_t c = 0; c < C; c++) {
+            const float *w = g + (k * C + c) * 9;
+            float t[4][3];
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = w[j];
+                t[1][j] = 0.5f * (w[j] + w[3 + j] + w[6 + j]);
+                t[2][j] = 0.5f * (w[j] - w[3 + j] + w[6 + j]);
+                t[3][j] = w[6 + j];
+            }
+            for (int i = 0; i < 4; i++) {
+                float u[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]), 0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
+                for (int j = 0; j < 4; j++) U[((size_t)(i * 4 + j) * K + k) * C + c] = u[j];
+            }
+        }
+    }
+}
+
+LVDK_CLONES void lvdk_winograd_input(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V,
+                                     size_t ld, size_t p0) {
+    size_t TH = (H + 1) / 2, TW = (W + 1) / 2, PW = 2 * TW + 2;
+    float d[4][PW], t[4][PW];
+    for (size_t c = c0; c < c1; c++) {
+        const float *plane = x + c * H * W;
+        for (size_t ty = 0; ty < TH; ty++) {
+            // Rows 2ty−1 … 2ty+2, padded: column j of d holds input column j−1.
+            for (int i = 0; i < 4; i++) {
+                long r = (long)(2 * ty) - 1 + i;
+                memset(d[i], 0, PW * sizeof(float));
+                if (r >= 0 && r < (long)H) memcpy(&d[i][1], plane + r * W, W * sizeof(float));
+            }
+            for (size_t j = 0; j < PW; j++) {
+                t[0][j] = d[0][j] - d[2][j];
+                t[1][j] = d[1][j] + d[2][j];
+                t[2][j] = d[2][j] - d[1][j];
+                t[3][j] = d[1][j] - d[3][j];
+            }
+            for (int i = 0; i < 4; i++) {
+                float *v0 = V + ((size_t)(i * 4 + 0) * C + c) * ld + p0 + ty * TW;
+                float *v1 = V + ((size_t)(i * 4 + 1) * C + c) * ld + p0 + ty * TW;
+                float *v2 = V + ((size_t)(i * 4 + 2) * C + c) * ld + p0 + ty * TW;
+                float *v3 = V + ((size_t)(i * 4 + 3) * C + c) * ld + p0 + ty * TW;
+                const float *row = t[i];
+                for (size_t tx = 0; tx < TW; tx++) {
+                    float a = row[2 * tx], b = row[2 * tx + 1], e = row[2 * tx + 2], f = row[2 * tx + 3];
+                    v0[tx] = a - e;
+                    v1[tx] = b + e;
+                    v2[tx] = e - b;
+                    v3[tx] = b - f;
+                }
+            }
+        }
+    }
+}
+
+LVDK_CLONES void lvdk_winograd_output(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0,
+                                      size_t k1, float *out) {
+    size_t TH = (H + 1) / 2, TW = (W + 1) / 2;
+    for (size_t k = k0; k < k1; k++) {
+        float *plane = out + k * H * W;
+        for (size_t ty = 0; ty < TH; ty++) {
+            const float *m[16];
+            for (int i = 0; i < 16; i++) m[i] = M + ((size_t)i * K + k) * ld + p0 + ty * TW;
+            size_t y0 = 2 * ty, y1 = 2 * ty + 1;
+            for (size_t tx = 0; tx < TW; tx++) {
+                float s[4], r[4];
+                for (int j = 0; j < 4; j++) {
+                    s[j] = m[j][tx] + m[4 + j][tx] + m[8 + j][tx];
+                    r[j] = m[4 + j][tx] - m[8 + j][tx] - m[12 + j][tx];
+                }
+                size_t x0 = 2 * tx, x1 = 2 * tx + 1;
+                plane[y0 * W + x0] = s[0] + s[1] + s[2];
+                if (x1 < W) plane[y0 * W + x1] = s[1] - s[2] - s[3];
+                if (y1 < H) {
+                    plane[y1 * W + x0] = r[0] + r[1] + r[2];
+                    if (x1 < W) plane[y1 * W + x1] = r[1] - r[2] - r[3];
+                }
+            }
+        }
+    }
+}

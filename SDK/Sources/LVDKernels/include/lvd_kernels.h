@@ -23,5 +23,9 @@ void lvdk_normalize_rows(const float *x, float *y, size_t rows, size_t n, float 
 void lvdk_softmax_grad_rows(const float *g, const float *y, float *dx, size_t rows, size_t n);
 /// Row-normalisation backward: dx = rstd · (g − mean(g) − ŷ · mean(g · ŷ)).
 void lvdk_normalize_grad_rows(const float *g, const float *y_hat, const float *rstd, float *dx, size_t rows, size_t n);
+/// Winograd F(2×2, 3×3), stride 1, padding 1 (kernels.c describes the layouts).
+void lvdk_winograd_weights(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U);
+void lvdk_winograd_input(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V, size_t ld, size_t p0);
+void lvdk_winograd_output(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0, size_t k1, float *out);
 
 #endif

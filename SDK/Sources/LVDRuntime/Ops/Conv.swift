@@ -39,8 +39,10 @@ extension Tensor {
         let wt = try GradMode.withoutGrad { () throws(TensorError) in try weight.detached().contiguous() }
         let output = try Tensor.empty([g.n, g.o, g.oh, g.ow])
         let plane = g.oh * g.ow
-        let column: Tensor? = g.isPointwise ? nil : try Tensor.empty([g.k, plane])
-        for image in 0..<g.n {
+        let winograd = Winograd.applies(g) && Conv2dSettings.winograd
+        if winograd { try Winograd.forward(x, wt, g, into: output) }
+        let column: Tensor? = g.isPointwise || winograd ? nil : try Tensor.empty([g.k, plane])
+        for image in 0..<g.n where !winograd {
             for group in 0..<g.groups {
                 let input = x.floats + (image * g.c + group * g.cg) * g.h * g.w
                 let cols: UnsafePointer<Float>
@@ -139,7 +141,24 @@ func conv2dBackward(_ g: ConvGeometry, x: Tensor, weight: Tensor, dy: Tensor, ne
     throws(TensorError) -> (dx: Tensor?, dw: Tensor?) {
     let x = try x.detached().contiguous(), w = try weight.detached().contiguous(), dy = try dy.contiguous()
     let plane = g.oh * g.ow
-    let dx = needInput ? try Tensor.zeros([g.n, g.c, g.h, g.w]) : nil
+    // For 3×3, stride 1, padding 1, dX is itself such a convolution: of dY with the kernel
+    // flipped in space and with input and output channels swapped — so Winograd applies.
+    let flippedInputGrad = needInput && Winograd.applies(g) && Winograd.applies(
+        ConvGeometry(n: g.n, c: g.o, h: g.h, w: g.w, o: g.c, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, groups: 1))
+        && Conv2dSettings.winograd
+    var dxWinograd: Tensor?
+    if flippedInputGrad {
+        // w (o, c, 3, 3) -> w' (c, o, 3, 3) with w'[c][o][i][j] = w[o][c][2-i][2-j]
+        let flipped = try Tensor.empty([g.c, g.o, 3, 3])
+        let src = w.floats, dst = flipped.floats
+        for o in 0..<g.o {
+            for c in 0..<g.c {
+                for i in 0..<9 { dst[(c * g.o + o) * 9 + i] = src[(o * g.c + c) * 9 + (8 - i)] }
+            }
+        }
+        dxWinograd = try dy.conv2d(weight: flipped, padding: (1, 1))
+    }
+    let dx = needInput && !flippedInputGrad ? try Tensor.zeros([g.n, g.c, g.h, g.w]) : nil
     let dw = needWeight ? try Tensor.zeros([g.o, g.cg, g.kh, g.kw]) : nil
     let column = try Tensor.empty([g.k, plane])
     for image in 0..<g.n {
@@ -167,7 +186,7 @@ func conv2dBackward(_ g: ConvGeometry, x: Tensor, weight: Tensor, dy: Tensor, ne
             }
         }
     }
-    return (dx, dw)
+    return (dxWinograd ?? dx, dw)
 }
 
 extension Tensor {
@@ -187,3 +206,11 @@ extension Tensor {
         return try out.reshaped([b, weight.shape[0], out.shape[2], h, w])
     }
 }
+
+/// Switches for benchmarks and tests.
+public enum Conv2dSettings {
+    /// Use Winograd F(2×2, 3×3) for eligible 3×3 convolutions (LVD_WINOGRAD=0 turns it off).
+    nonisolated(unsafe) public static var winograd: Bool = ProcessInfo.processInfo.environment["LVD_WINOGRAD"] != "0"
+}
+
+import Foundation
