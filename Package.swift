@@ -68,6 +68,14 @@ let package = Package(
             path: "Tests/LVDHostTests",
             exclude: ["Fixtures"]),
         .testTarget(
+            name: "LVDModelsTests",
+            dependencies: [
+                .product(name: "LVDRuntime", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+            ],
+            path: "Tests/LVDModelsTests",
+            exclude: ["Fixtures"]),
+        .testTarget(
             name: "LVDRuntimeTests",
             dependencies: [
                 .product(name: "LVDRuntime", package: "SDK"),

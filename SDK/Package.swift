@@ -8,7 +8,7 @@ let package = Package(
     name: "LVDSDK",
     products: [
         .library(name: "LVDSDK", targets: ["LVDSDK"]),
-        .library(name: "LVDRuntime", type: .dynamic, targets: ["LVDRuntime"]),
+        .library(name: "LVDRuntime", type: .dynamic, targets: ["LVDRuntime", "LVDModels"]),
         .library(name: "LVDPluginKit", targets: ["LVDPluginKit"]),
         .library(name: "LVDFormats", targets: ["LVDFormats"]),
     ],
@@ -18,6 +18,8 @@ let package = Package(
         // Vector kernels in C: clang vectorises them, built per instruction set (target_clones).
         .target(name: "LVDKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=fast"])]),
         .target(name: "LVDRuntime", dependencies: ["LVDSDK", "LVDFormats", "LVDKernels"]),
+        // Models in diffusers' structure (one file per model family), in the same shared library.
+        .target(name: "LVDModels", dependencies: ["LVDRuntime", "LVDFormats"]),
         // Built over the C tables only: a Swift plugin links this, never the host.
         .target(name: "LVDPluginKit", dependencies: ["LVDSDK", "LVDFormats"]),
         .target(name: "LVDFormats"),

@@ -1,0 +1,90 @@
+// Attention, feed-forward and transformer blocks shared by the UNet3D and the VAE
+// (diffusers attention_processor.py / attention.py).
+
+/// diffusers `Attention`: to_q/to_k/to_v (bias optional), to_out.0 with bias; the VAE's variant
+/// has its own group norm.
+public final class Attention: Module {
+    @Key("group_norm") public var groupNorm: GroupNorm?
+    @Key("to_q") public var toQ: Linear
+    @Key("to_k") public var toK: Linear
+    @Key("to_v") public var toV: Linear
+    @Key("to_out.0") public var toOut: Linear
+    public private(set) var heads = 1, headDim = 1
+
+    public init(queryDim: Int, contextDim: Int? = nil, heads: Int, headDim: Int, bias: Bool = false,
+                groupNorm: (groups: Int, eps: Float)? = nil) {
+        super.init()
+        let inner = heads * headDim
+        self.groupNorm = groupNorm.map { GroupNorm(groups: $0.groups, channels: queryDim, eps: $0.eps) }
+        toQ = Linear(queryDim, inner, bias: bias)
+        toK = Linear(contextDim ?? queryDim, inner, bias: bias)
+        toV = Linear(contextDim ?? queryDim, inner, bias: bias)
+        toOut = Linear(inner, queryDim)
+        self.heads = heads
+        self.headDim = headDim
+    }
+}
+
+/// GEGLU's projection: one Linear to twice the inner width (value and gate halves).
+public final class GEGLU: Module {
+    @Key("proj") public var proj: Linear
+    public init(_ input: Int, _ output: Int) { super.init(); proj = Linear(input, output * 2) }
+}
+
+/// diffusers `FeedForward` with GEGLU: net.0 (GEGLU), net.1 (dropout), net.2 (Linear).
+public final class FeedForward: Module {
+    @Key("net.0") public var gate: GEGLU
+    @Key("net.2") public var out: Linear
+
+    public init(_ dim: Int, multiplier: Int = 4) {
+        super.init()
+        gate = GEGLU(dim, dim * multiplier)
+        out = Linear(dim * multiplier, dim)
+    }
+}
+
+/// GLIGEN's gated self-attention fuser (diffusers `GatedSelfAttentionDense`).
+public final class GatedSelfAttentionDense: Module {
+    @Key("linear") public var linear: Linear
+    @Key("attn") public var attn: Attention
+    @Key("ff") public var ff: FeedForward
+    @Key("norm1") public var norm1: LayerNorm
+    @Key("norm2") public var norm2: LayerNorm
+    @Key("alpha_attn") public var alphaAttn: Parameter
+    @Key("alpha_dense") public var alphaDense: Parameter
+
+    public init(queryDim: Int, contextDim: Int, heads: Int, headDim: Int) {
+        super.init()
+        linear = Linear(contextDim, queryDim)
+        attn = Attention(queryDim: queryDim, heads: heads, headDim: headDim)
+        ff = FeedForward(queryDim)
+        norm1 = LayerNorm(queryDim)
+        norm2 = LayerNorm(queryDim)
+        alphaAttn = Parameter([])
+        alphaDense = Parameter([])
+    }
+}
+
+/// diffusers `BasicTransformerBlock`: self-attention, [GLIGEN fuser], cross-attention (or a second
+/// self-attention when `doubleSelfAttention`), GEGLU feed-forward; LayerNorms before each.
+public final class BasicTransformerBlock: Module {
+    @Key("norm1") public var norm1: LayerNorm
+    @Key("attn1") public var attn1: Attention
+    @Key("norm2") public var norm2: LayerNorm
+    @Key("attn2") public var attn2: Attention
+    @Key("norm3") public var norm3: LayerNorm
+    @Key("ff") public var ff: FeedForward
+    @Key("fuser") public var fuser: GatedSelfAttentionDense?
+
+    public init(dim: Int, heads: Int, headDim: Int, crossAttentionDim: Int?, gated: Bool = false) {
+        super.init()
+        norm1 = LayerNorm(dim)
+        attn1 = Attention(queryDim: dim, heads: heads, headDim: headDim)
+        norm2 = LayerNorm(dim)
+        attn2 = Attention(queryDim: dim, contextDim: crossAttentionDim, heads: heads, headDim: headDim)
+        norm3 = LayerNorm(dim)
+        ff = FeedForward(dim)
+        fuser = gated && crossAttentionDim != nil
+            ? GatedSelfAttentionDense(queryDim: dim, contextDim: crossAttentionDim!, heads: heads, headDim: headDim) : nil
+    }
+}
