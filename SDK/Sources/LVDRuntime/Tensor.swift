@@ -90,6 +90,12 @@ public final class Tensor: @unchecked Sendable {
         self.init(storage: storage, shape: shape, strides: Tensor.contiguousStrides(shape))
     }
 
+    /// A contiguous f32 tensor over existing storage (e.g. a memory-mapped weight file), no copy.
+    public static func view(storage: Storage, shape: [Int]) -> Tensor {
+        precondition(shape.reduce(1, *) * 4 <= storage.byteCount, "storage too small for \(shape)")
+        return Tensor(storage: storage, shape: shape, strides: contiguousStrides(shape))
+    }
+
     /// A contiguous tensor of `dtype` from raw row-major bytes.
     public static func fromBytes(_ bytes: UnsafeRawBufferPointer, shape: [Int], dtype: DType) throws(TensorError) -> Tensor {
         let tensor = try empty(shape, dtype: dtype)
