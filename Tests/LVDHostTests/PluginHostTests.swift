@@ -400,3 +400,18 @@ final class ProgressLog: @unchecked Sendable {
     func append(_ line: String) { lock.lock(); stored.append(line); lock.unlock() }
     var lines: [String] { lock.lock(); defer { lock.unlock() }; return stored }
 }
+
+final class ModelInfoCommandTests: XCTestCase {
+    func testModelInfoOnTheRealConfigOnlyFolder() throws {
+        guard let shared = TestPaths.shared else { throw XCTSkip("../shared is absent") }
+        let result = try lvd(["model", "info", shared + "/data/text-to-video-lvd-zs"])
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertTrue(result.stdout.contains("GroundedTextToVideoSDPipeline"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("unet          GroundedUNet3DConditionModel  1,623,793,636  1760"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("text_encoder  CLIPTextModel                 340,387,840"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("vae           AutoencoderKL                 83,653,863"), result.stdout)
+        let missing = try lvd(["model", "info", "/nonexistent/model"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("/nonexistent/model/model_index.json: cannot read (missing?)"), missing.stderr)
+    }
+}
