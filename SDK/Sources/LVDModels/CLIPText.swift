@@ -1,3 +1,6 @@
+import Foundation
+import LVDRuntime
+
 /// transformers' CLIPTextModel (METHODS.md §2.5). Parameters only so far.
 public struct CLIPTextConfiguration: Codable, Equatable, Sendable {
     public var vocabSize = 49408
@@ -57,9 +60,22 @@ public final class CLIPAttention: Module {
     @Key("v_proj") public var vProj: Linear
     @Key("q_proj") public var qProj: Linear
     @Key("out_proj") public var outProj: Linear
+    private(set) var heads = 1
 
-    init(_ dim: Int) {
+    /// Causal multi-head self-attention of x (B, L, D).
+    func callAsFunction(_ x: Tensor, mask: Tensor) throws(TensorError) -> Tensor {
+        let (b, l, d) = (x.shape[0], x.shape[1], x.shape[2]), head = d / heads
+        // (b, l, d) -> (b, l, h, hd) -> (b, h, l, hd)
+        func split(_ t: Tensor) throws(TensorError) -> Tensor { try t.reshaped([b, l, heads, head]).permuted([0, 2, 1, 3]) }
+        let attended = try Tensor.attention(query: split(qProj(x)), key: split(kProj(x)), value: split(vProj(x)),
+                                            scale: 1 / Float(head).squareRoot(), mask: mask).output
+        // (b, h, l, hd) -> (b, l, h, hd) -> (b, l, d)
+        return try outProj(attended.permuted([0, 2, 1, 3]).reshaped([b, l, d]))
+    }
+
+    init(_ dim: Int, heads: Int) {
         super.init()
+        self.heads = heads
         kProj = Linear(dim, dim)
         vProj = Linear(dim, dim)
         qProj = Linear(dim, dim)
@@ -70,9 +86,16 @@ public final class CLIPAttention: Module {
 public final class CLIPMLP: Module {
     @Key("fc1") public var fc1: Linear
     @Key("fc2") public var fc2: Linear
+    private(set) var quickGELU = false
 
-    init(_ dim: Int, _ inner: Int) {
+    func callAsFunction(_ x: Tensor) throws(TensorError) -> Tensor {
+        let hidden = try fc1(x)
+        return try fc2(quickGELU ? hidden.quickGELU() : hidden.gelu())
+    }
+
+    init(_ dim: Int, _ inner: Int, quickGELU: Bool) {
         super.init()
+        self.quickGELU = quickGELU
         fc1 = Linear(dim, inner)
         fc2 = Linear(inner, dim)
     }
@@ -84,11 +107,17 @@ public final class CLIPEncoderLayer: Module {
     @Key("mlp") public var mlp: CLIPMLP
     @Key("layer_norm2") public var layerNorm2: LayerNorm
 
+    /// Pre-LayerNorm block: x + attn(ln1(x)), then x + mlp(ln2(x)).
+    func callAsFunction(_ x: Tensor, mask: Tensor) throws(TensorError) -> Tensor {
+        let h = try x + selfAttention(layerNorm1(x), mask: mask)
+        return try h + mlp(layerNorm2(h))
+    }
+
     init(_ config: CLIPTextConfiguration) {
         super.init()
-        selfAttention = CLIPAttention(config.hiddenSize)
+        selfAttention = CLIPAttention(config.hiddenSize, heads: config.numAttentionHeads)
         layerNorm1 = LayerNorm(config.hiddenSize, eps: config.layerNormEps)
-        mlp = CLIPMLP(config.hiddenSize, config.intermediateSize)
+        mlp = CLIPMLP(config.hiddenSize, config.intermediateSize, quickGELU: config.hiddenAct == "quick_gelu")
         layerNorm2 = LayerNorm(config.hiddenSize, eps: config.layerNormEps)
     }
 }
@@ -129,6 +158,60 @@ public final class CLIPTextTransformer: Module {
 public final class CLIPTextModel: Module {
     public private(set) var configuration = CLIPTextConfiguration()
     @Key("text_model") public var textModel: CLIPTextTransformer
+
+    public struct Output {
+        /// (batch, length, hidden): the final normalised hidden states (the conditioning).
+        public var lastHiddenState: Tensor
+        /// (batch, hidden): the hidden state at each sequence's EOS position, unprojected.
+        public var pooled: Tensor
+    }
+
+    /// Encodes token id sequences of equal length.
+    public func callAsFunction(_ ids: [[Int]]) throws(TensorError) -> Output {
+        guard let length = ids.first?.count, length > 0, ids.allSatisfy({ $0.count == length }) else {
+            throw .invalidArgument(op: "clip", "needs sequences of one non-zero length")
+        }
+        guard length <= configuration.maxPositionEmbeddings else {
+            throw .invalidArgument(op: "clip", "\(length) tokens exceed max_position_embeddings \(configuration.maxPositionEmbeddings)")
+        }
+        let model = textModel, d = configuration.hiddenSize
+        let tokens = try model.embeddings.tokenEmbedding.weight.tensor.rows(ids.flatMap { $0 }).reshaped([ids.count, length, d])
+        let positions = try model.embeddings.positionEmbedding.weight.tensor.rows(Array(0..<length))
+        var x = try tokens + positions
+        // Causal mask: position i attends to j ≤ i (transformers uses the float minimum above the diagonal).
+        var maskValues = [Float](repeating: 0, count: length * length)
+        for i in 0..<length { for j in (i + 1)..<Swift.max(i + 1, length) { maskValues[i * length + j] = -Float.greatestFiniteMagnitude } }
+        let mask = try Tensor(maskValues, shape: [length, length])
+        for layer in model.encoder.layers { x = try layer(x, mask: mask) }
+        x = try model.finalLayerNorm(x)
+        // EOS position: the legacy rule (largest id) when eos_token_id is 2, as transformers does; else the first EOS.
+        let eos = ids.map { row in
+            configuration.eosTokenID == 2 ? row.indices.max { row[$0] < row[$1] }! : (row.firstIndex(of: configuration.eosTokenID) ?? row.count - 1)
+        }
+        let pooled = try Tensor.concat(eos.enumerated().map { b, position throws(TensorError) in
+            try x.sliced(axis: 0, start: b, end: b + 1).sliced(axis: 1, start: position, end: position + 1).reshaped([1, d])
+        }, axis: 0)
+        return Output(lastHiddenState: x, pooled: pooled)
+    }
+
+    /// The text encoder of a diffusers folder's `text_encoder`: config.json and safetensors weights,
+    /// keys with or without the "text_model." prefix, the position_ids buffer dropped.
+    public static func load(folder: String) throws(ModelError) -> CLIPTextModel {
+        let model: CLIPTextModel
+        do { model = try CLIPTextModel(try ModelFolder.configuration(CLIPTextConfiguration.self, in: folder)) }
+        catch let error as ModelError { throw error }
+        catch { throw ModelError(file: folder + "/config.json", reason: "\(error)") }
+        let files = try ModelFolder.weightFiles(in: folder)
+        guard !files.isEmpty else { throw ModelError(file: folder, reason: "no .safetensors weights") }
+        try model.load(from: files.map { path throws(ModelError) in try SafetensorsFile(path: path) }, sanitize: sanitize)
+        return model
+    }
+
+    /// The one place text-encoder checkpoint quirks are handled.
+    public static func sanitize(_ key: String) -> String? {
+        if key.hasSuffix("embeddings.position_ids") { return nil }
+        return key.hasPrefix("text_model.") ? key : "text_model." + key
+    }
 
     public init(_ config: CLIPTextConfiguration) throws(ConfigurationError) {
         try config.validate()

@@ -1,8 +1,15 @@
 // The leaf layers of the diffusers / transformers models, parameters named as torch names them.
 
+import LVDRuntime
+
 public final class Linear: Module {
     @Key("weight") public var weight: Parameter
     @Key("bias") public var bias: Parameter?
+
+    /// x · Wᵀ + b over the last axis.
+    public func callAsFunction(_ x: Tensor) throws(TensorError) -> Tensor {
+        try x.linear(weight.tensor, bias: bias?.tensor)
+    }
 
     public init(_ input: Int, _ output: Int, bias: Bool = true) {
         super.init()
@@ -57,6 +64,10 @@ public final class LayerNorm: Module {
     @Key("weight") public var weight: Parameter
     @Key("bias") public var bias: Parameter
     public private(set) var eps: Float = 1e-5
+
+    public func callAsFunction(_ x: Tensor) throws(TensorError) -> Tensor {
+        try x.layerNorm(weight: weight.tensor, bias: bias.tensor, eps: eps)
+    }
 
     public init(_ dim: Int, eps: Float = 1e-5) {
         super.init()

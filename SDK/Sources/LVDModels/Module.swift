@@ -9,6 +9,14 @@ public final class Parameter {
     public init(_ shape: [Int]) { self.shape = shape }
 
     public var count: Int { shape.reduce(1, *) }
+
+    /// The loaded values; an error for a model built from its configuration only.
+    public var tensor: Tensor {
+        get throws(TensorError) {
+            guard let value else { throw .invalidArgument(op: "model", "parameter of shape \(shape) has no weights loaded") }
+            return value
+        }
+    }
 }
 
 /// Names a submodule or parameter with its checkpoint key, so weight keys equal the

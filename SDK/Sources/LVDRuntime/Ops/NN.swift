@@ -166,9 +166,9 @@ extension Tensor {
     }
 
     /// Scaled dot-product attention of (…, Lq, d) queries with (…, Lk, d) keys and values:
-    /// softmax(q·kᵀ·scale)·v, scale 1/√d unless given. Also returns the probabilities
+    /// softmax(q·kᵀ·scale + mask)·v, scale 1/√d unless given. Also returns the probabilities
     /// (…, Lq, Lk) when `returnProbabilities` (cross-attention capture), which stay differentiable.
-    public static func attention(query: Tensor, key: Tensor, value: Tensor, scale: Float? = nil,
+    public static func attention(query: Tensor, key: Tensor, value: Tensor, scale: Float? = nil, mask: Tensor? = nil,
                                  returnProbabilities: Bool = false) throws(TensorError) -> (output: Tensor, probabilities: Tensor?) {
         guard query.rank >= 2, key.rank == query.rank, value.rank == query.rank,
               key.shape[key.rank - 1] == query.shape[query.rank - 1], key.shape[key.rank - 2] == value.shape[value.rank - 2] else {
@@ -176,7 +176,9 @@ extension Tensor {
         }
         let d = query.shape[query.rank - 1]
         // (q·s)·kᵀ = s·(q·kᵀ): scaling q touches Lq·d elements instead of Lq·Lk.
-        let scores = try (query * (scale ?? 1 / Float(d).squareRoot())).matmul(key.transposed(-2, -1))
+        var scores = try (query * (scale ?? 1 / Float(d).squareRoot())).matmul(key.transposed(-2, -1))
+        // An additive mask (0 where attending, a large negative number where not), broadcast.
+        if let mask { scores = try scores + mask }
         let probabilities = try scores.softmax(axis: -1)
         return (try probabilities.matmul(value), returnProbabilities ? probabilities : nil)
     }

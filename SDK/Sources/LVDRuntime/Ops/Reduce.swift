@@ -147,6 +147,28 @@ extension Tensor {
     }
 }
 
+extension Tensor {
+    /// Rows of a 2-D table (an embedding lookup): result (indices.count, columns). Differentiable
+    /// with respect to the table (gradients add up over repeated indices).
+    public func rows(_ indices: [Int]) throws(TensorError) -> Tensor {
+        try requireF32("rows")
+        guard rank == 2 else { throw .invalidArgument(op: "rows", "needs a 2-D table, got \(shape)") }
+        let (count, columns) = (shape[0], shape[1])
+        if let bad = indices.first(where: { $0 < 0 || $0 >= count }) {
+            throw .invalidArgument(op: "rows", "index \(bad) is outside 0..<\(count)")
+        }
+        let table = try GradMode.withoutGrad { () throws(TensorError) in try self.detached().contiguous() }
+        let output = try Tensor.empty([indices.count, columns])
+        var flat: [Int] = []
+        flat.reserveCapacity(indices.count * columns)
+        for (row, index) in indices.enumerated() {
+            (output.floats + row * columns).update(from: table.floats + index * columns, count: columns)
+            for column in 0..<columns { flat.append(index * columns + column) }
+        }
+        return Tensor.record(output, .gather(inputShape: shape, indices: IndexBox(flat)), [self])
+    }
+}
+
 /// Sum of `n` contiguous floats (vectorised in C).
 @inline(__always)
 func sumContiguous(_ p: UnsafePointer<Float>, _ n: Int) -> Float { lvdk_sum(p, n) }
