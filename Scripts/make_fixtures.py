@@ -6,8 +6,9 @@ outputs in Tests/LVDModelsTests/Fixtures/tiny-outputs.json.
     .venv/bin/pip install torch diffusers transformers safetensors
     .venv/bin/python Scripts/make_fixtures.py Tests/LVDModelsTests/Fixtures
 
-So far: the CLIP text encoder (weights stored in fp16, as the real checkpoints; reference outputs
-computed in fp32 from those fp16 values), with the tiny tokenizer of make_tokenizer_fixtures.py.
+So far: the CLIP text encoder and the AutoencoderKL (weights stored in fp16, as the real
+checkpoints; reference outputs computed in fp32 from those fp16 values), with the tiny tokenizer
+of make_tokenizer_fixtures.py.
 """
 import json
 import os
@@ -15,6 +16,7 @@ import shutil
 import sys
 
 import torch
+from diffusers import AutoencoderKL
 from transformers import CLIPTextConfig, CLIPTextModel
 
 PROMPTS = ["a red ball moving from the left to the right", "a realistic lively video of a scene with a cat"]
@@ -54,6 +56,26 @@ def main(root):
         "prompts": PROMPTS, "ids": ids,
         "last_hidden_state": {"shape": list(out.last_hidden_state.shape), "values": f32(out.last_hidden_state.flatten().tolist())},
         "pooled": {"shape": list(out.pooler_output.shape), "values": f32(out.pooler_output.flatten().tolist())},
+    }
+
+    torch.manual_seed(1)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=[16, 32],
+                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+                        layers_per_block=1, norm_num_groups=8, sample_size=16).half()
+    vae.save_pretrained(os.path.join(pipeline, "vae"))
+    vae = vae.float().eval()
+    latents = torch.randn(2, 4, 8, 8)
+    image = torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        decoded = vae.decode(latents / vae.config.scaling_factor).sample
+        encoded = vae.encode(image).latent_dist.mean * vae.config.scaling_factor
+    frames = (decoded / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).mul(255).to(torch.uint8)  # truncation, METHODS.md §2.6
+    outputs["vae"] = {
+        "latents": {"shape": list(latents.shape), "values": f32(latents.flatten().tolist())},
+        "decoded": {"shape": list(decoded.shape), "values": f32(decoded.flatten().tolist())},
+        "frames": {"shape": list(frames.shape), "values": frames.flatten().tolist()},
+        "image": {"shape": list(image.shape), "values": f32(image.flatten().tolist())},
+        "encoded": {"shape": list(encoded.shape), "values": f32(encoded.flatten().tolist())},
     }
     json.dump(outputs, open(os.path.join(root, "tiny-outputs.json"), "w"))
     print("written", pipeline)

@@ -124,5 +124,7 @@ final class ArchitectureTests: XCTestCase {
         var vae = AutoencoderKLConfiguration()
         vae.blockOutChannels = [128, 250]
         XCTAssertThrowsError(try AutoencoderKL(vae)) { XCTAssertTrue("\($0)".hasPrefix("block_out_channels: must be positive multiples")) }
+        let newer = try JSONDecoder().decode(AutoencoderKLConfiguration.self, from: Data(#"{"mid_block_add_attention": false}"#.utf8))
+        XCTAssertThrowsError(try AutoencoderKL(newer)) { XCTAssertEqual("\($0)", "mid_block_add_attention: mid_block_add_attention = false is not supported") }
     }
 }

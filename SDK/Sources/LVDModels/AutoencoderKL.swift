@@ -1,3 +1,6 @@
+import Foundation
+import LVDRuntime
+
 /// diffusers' AutoencoderKL (METHODS.md §2.6). Parameters only so far.
 public struct AutoencoderKLConfiguration: Codable, Equatable, Sendable {
     public var inChannels = 3
@@ -32,6 +35,20 @@ public struct AutoencoderKLConfiguration: Codable, Equatable, Sendable {
         scalingFactor = try c.decodeIfPresent(Float.self, forKey: .scalingFactor) ?? d.scalingFactor
         downBlockTypes = try c.decodeIfPresent([String].self, forKey: .downBlockTypes) ?? d.downBlockTypes
         upBlockTypes = try c.decodeIfPresent([String].self, forKey: .upBlockTypes) ?? d.upBlockTypes
+        // Newer diffusers options: accepted at the values that mean this architecture, refused otherwise.
+        let extra = try decoder.container(keyedBy: ExtraKeys.self)
+        for key in [ExtraKeys.midBlockAddAttention, .useQuantConv, .usePostQuantConv] {
+            if let value = try extra.decodeIfPresent(Bool.self, forKey: key), !value { unsupported.append("\(key.rawValue) = false") }
+        }
+        if let shift = try extra.decodeIfPresent(Double.self, forKey: .shiftFactor) { unsupported.append("shift_factor = \(shift)") }
+    }
+
+    /// Options of newer diffusers this implementation does not have (reported by `validate`).
+    var unsupported: [String] = []
+
+    enum ExtraKeys: String, CodingKey {
+        case midBlockAddAttention = "mid_block_add_attention", useQuantConv = "use_quant_conv"
+        case usePostQuantConv = "use_post_quant_conv", shiftFactor = "shift_factor"
     }
 
     public func validate() throws(ConfigurationError) {
@@ -51,6 +68,7 @@ public struct AutoencoderKLConfiguration: Codable, Equatable, Sendable {
         }
         guard scalingFactor > 0 else { throw fail(.scalingFactor, "must be positive, got \(scalingFactor)") }
         guard actFn == "silu" else { throw fail(.actFn, "only \"silu\" is supported, got \"\(actFn)\"") }
+        if let first = unsupported.first { throw ConfigurationError(key: String(first.prefix { $0 != " " }), reason: "\(first) is not supported") }
     }
 }
 
@@ -58,6 +76,22 @@ public struct AutoencoderKLConfiguration: Codable, Equatable, Sendable {
 public final class VAEMidBlock: Module {
     @Key("attentions") public var attentions: [Attention]
     @Key("resnets") public var resnets: [ResnetBlock2D]
+
+    func callAsFunction(_ x: Tensor) throws(TensorError) -> Tensor {
+        try resnets[1](spatialSelfAttention(resnets[0](x)))
+    }
+
+    /// Single-head self-attention over the H·W positions with its own group norm and a residual.
+    private func spatialSelfAttention(_ x: Tensor) throws(TensorError) -> Tensor {
+        let attention = attentions[0]
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        // (n, c, h, w) -> (n, c, h·w) -> (n, h·w, c)
+        let tokens = try attention.groupNorm!(x).reshaped([n, c, h * w]).transposed(1, 2)
+        let attended = try Tensor.attention(query: attention.toQ(tokens), key: attention.toK(tokens), value: attention.toV(tokens),
+                                            scale: 1 / Float(attention.headDim).squareRoot()).output
+        // (n, h·w, c) -> (n, c, h·w) -> (n, c, h, w)
+        return try attention.toOut(attended).transposed(1, 2).reshaped([n, c, h, w]) + x
+    }
 
     init(_ channels: Int, groups: Int) {
         super.init()
@@ -87,6 +121,15 @@ public final class VAEEncoder: Module {
     @Key("conv_norm_out") public var convNormOut: GroupNorm
     @Key("conv_out") public var convOut: Conv2d
 
+    func callAsFunction(_ image: Tensor) throws(TensorError) -> Tensor {
+        var x = try convIn(image)
+        for block in downBlocks {
+            for resnet in block.resnets { x = try resnet(x) }
+            for down in block.downsamplers { x = try down(x) }
+        }
+        return try convOut(convNormOut(midBlock(x)).silu())
+    }
+
     init(_ config: AutoencoderKLConfiguration) {
         super.init()
         let channels = config.blockOutChannels, groups = config.normNumGroups
@@ -115,6 +158,15 @@ public final class VAEDecoder: Module {
     @Key("conv_norm_out") public var convNormOut: GroupNorm
     @Key("conv_out") public var convOut: Conv2d
 
+    func callAsFunction(_ latents: Tensor) throws(TensorError) -> Tensor {
+        var x = try midBlock(convIn(latents))
+        for block in upBlocks {
+            for resnet in block.resnets { x = try resnet(x) }
+            for up in block.upsamplers { x = try up(x) }
+        }
+        return try convOut(convNormOut(x).silu())
+    }
+
     init(_ config: AutoencoderKLConfiguration) {
         super.init()
         let reversed = Array(config.blockOutChannels.reversed()), groups = config.normNumGroups
@@ -142,6 +194,38 @@ public final class AutoencoderKL: Module {
     @Key("decoder") public var decoder: VAEDecoder
     @Key("quant_conv") public var quantConv: Conv2d
     @Key("post_quant_conv") public var postQuantConv: Conv2d
+
+    /// Images (N, 3, H, W) in [−1, 1] from latents (N, 4, H/8, W/8) as the UNet sees them
+    /// (divided by the scaling factor first).
+    public func decode(_ latents: Tensor) throws(TensorError) -> Tensor {
+        try decoder(postQuantConv(latents * (1 / configuration.scalingFactor)))
+    }
+
+    /// The mean of the latent distribution of images (N, 3, H, W) in [−1, 1], times the scaling
+    /// factor (deterministic: the distribution's mode).
+    public func encode(_ images: Tensor) throws(TensorError) -> Tensor {
+        let moments = try quantConv(encoder(images))
+        return try moments.sliced(axis: 1, start: 0, end: configuration.latentChannels) * configuration.scalingFactor
+    }
+
+    /// Video frames from decoded images: v = clamp(x/2 + 0.5, 0, 1), uint8 = trunc(255·v)
+    /// (METHODS.md §2.6), as (N, H, W, 3).
+    public static func frames(_ images: Tensor) throws(TensorError) -> Tensor {
+        let unit = try Tensor.maximum(Tensor.maximum((images * 0.5 + 0.5) * -1, Tensor.scalar(-1)) * -1, Tensor.scalar(0))
+        // (n, 3, h, w) -> (n, h, w, 3)
+        return try (unit * 255).permuted([0, 2, 3, 1]).contiguous().to(.u8)
+    }
+
+    public static func load(folder: String) throws(ModelError) -> AutoencoderKL {
+        let model: AutoencoderKL
+        do { model = try AutoencoderKL(try ModelFolder.configuration(AutoencoderKLConfiguration.self, in: folder)) }
+        catch let error as ModelError { throw error }
+        catch { throw ModelError(file: folder + "/config.json", reason: "\(error)") }
+        let files = try ModelFolder.weightFiles(in: folder)
+        guard !files.isEmpty else { throw ModelError(file: folder, reason: "no .safetensors weights") }
+        try model.load(from: files.map { path throws(ModelError) in try SafetensorsFile(path: path) })
+        return model
+    }
 
     public init(_ config: AutoencoderKLConfiguration) throws(ConfigurationError) {
         try config.validate()

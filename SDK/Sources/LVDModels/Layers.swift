@@ -23,6 +23,10 @@ public final class Conv2d: Module {
     @Key("bias") public var bias: Parameter?
     public private(set) var stride = 1, padding = 0
 
+    public func callAsFunction(_ x: Tensor) throws(TensorError) -> Tensor {
+        try x.conv2d(weight: weight.tensor, bias: bias?.tensor, stride: (stride, stride), padding: (padding, padding))
+    }
+
     public init(_ input: Int, _ output: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) {
         super.init()
         weight = Parameter([output, input, kernel, kernel])
@@ -38,6 +42,11 @@ public final class TemporalConv3d: Module {
     @Key("bias") public var bias: Parameter
     public private(set) var padding = 0
 
+    /// Over (B, C, F, H, W).
+    public func callAsFunction(_ x: Tensor) throws(TensorError) -> Tensor {
+        try x.conv3dTemporal(weight: weight.tensor, bias: bias.tensor, padding: padding)
+    }
+
     public init(_ input: Int, _ output: Int, frames kernel: Int = 3, padding: Int = 1) {
         super.init()
         weight = Parameter([output, input, kernel, 1, 1])
@@ -50,6 +59,11 @@ public final class GroupNorm: Module {
     @Key("weight") public var weight: Parameter
     @Key("bias") public var bias: Parameter
     public private(set) var groups = 1, eps: Float = 1e-5
+
+    /// Over (N, C, …): statistics per sample and group of channels, all further axes included.
+    public func callAsFunction(_ x: Tensor) throws(TensorError) -> Tensor {
+        try x.groupNorm(groups: groups, weight: weight.tensor, bias: bias.tensor, eps: eps)
+    }
 
     public init(groups: Int, channels: Int, eps: Float) {
         super.init()

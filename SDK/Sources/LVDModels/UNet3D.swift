@@ -1,4 +1,5 @@
 import Foundation
+import LVDRuntime
 
 /// UNet3DConditionModel as diffusers defines it (ModelScope / Zeroscope), plus LVD-GLIGEN's
 /// grounding modules when `attentionType == "gated"` (METHODS.md §2, §10). Parameters only so far:
@@ -131,6 +132,19 @@ public final class ResnetBlock2D: Module {
     @Key("conv2") public var conv2: Conv2d
     @Key("conv_shortcut") public var convShortcut: Conv2d?
 
+    /// GN → SiLU → conv1 [+ Linear(SiLU(temb)) per channel] → GN → SiLU → conv2, plus the
+    /// (1×1-projected when channels change) input. x (N, C, H, W), temb (N, T).
+    public func callAsFunction(_ x: Tensor, timeEmbedding: Tensor? = nil) throws(TensorError) -> Tensor {
+        var h = try conv1(norm1(x).silu())
+        if let timeEmbProj, let timeEmbedding {
+            // (n, c) -> (n, c, 1, 1)
+            let t = try timeEmbProj(timeEmbedding.silu())
+            h = try h + t.reshaped([t.shape[0], t.shape[1], 1, 1])
+        }
+        h = try conv2(norm2(h).silu())
+        return try (convShortcut.map { shortcut throws(TensorError) in try shortcut(x) } ?? x) + h
+    }
+
     public init(_ input: Int, _ output: Int, timeEmbedding: Int?, groups: Int, eps: Float) {
         super.init()
         norm1 = GroupNorm(groups: groups, channels: input, eps: eps)
@@ -211,11 +225,21 @@ public final class TransformerTemporalModel: Module {
 public final class Downsample2D: Module {
     @Key("conv") public var conv: Conv2d
     public init(_ channels: Int, padding: Int) { super.init(); conv = Conv2d(channels, channels, kernel: 3, stride: 2, padding: padding) }
+
+    /// Stride-2 3×3 convolution; with padding 0 (the VAE encoder) the input is first padded by
+    /// one on the right and bottom only, as diffusers does.
+    public func callAsFunction(_ x: Tensor) throws(TensorError) -> Tensor {
+        if conv.padding == 0 { return try conv(x.padded([(0, 1), (0, 1)])) }
+        return try conv(x)
+    }
 }
 
 public final class Upsample2D: Module {
     @Key("conv") public var conv: Conv2d
     public init(_ channels: Int) { super.init(); conv = Conv2d(channels, channels, kernel: 3, padding: 1) }
+
+    /// Nearest ×2, then a 3×3 convolution.
+    public func callAsFunction(_ x: Tensor) throws(TensorError) -> Tensor { try conv(x.upsampleNearest2x()) }
 }
 
 /// One down or up block of UNet3D: layers of Resnet → TemporalConv [→ Transformer2D →
