@@ -6,7 +6,9 @@ outputs in Tests/LVDModelsTests/Fixtures/tiny-outputs.json.
     .venv/bin/pip install torch diffusers transformers safetensors
     .venv/bin/python Scripts/make_fixtures.py Tests/LVDModelsTests/Fixtures
 
-So far: the CLIP text encoder and the AutoencoderKL (weights stored in fp16, as the real
+So far: the CLIP text encoder, the AutoencoderKL and the UNet3DConditionModel (with cross-attention
+probabilities captured at two keys and the gradient of a scalar of them with respect to the
+latents) (weights stored in fp16, as the real
 checkpoints; reference outputs computed in fp32 from those fp16 values), with the tiny tokenizer
 of make_tokenizer_fixtures.py.
 """
@@ -16,7 +18,7 @@ import shutil
 import sys
 
 import torch
-from diffusers import AutoencoderKL
+from diffusers import AutoencoderKL, UNet3DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 PROMPTS = ["a red ball moving from the left to the right", "a realistic lively video of a scene with a cat"]
@@ -76,6 +78,50 @@ def main(root):
         "frames": {"shape": list(frames.shape), "values": frames.flatten().tolist()},
         "image": {"shape": list(image.shape), "values": f32(image.flatten().tolist())},
         "encoded": {"shape": list(encoded.shape), "values": f32(encoded.flatten().tolist())},
+    }
+
+    torch.manual_seed(2)
+    unet = UNet3DConditionModel(sample_size=8, in_channels=4, out_channels=4,
+                                down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+                                up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"), block_out_channels=(16, 32),
+                                layers_per_block=1, norm_num_groups=8, cross_attention_dim=16, attention_head_dim=8).half()
+    # Random weights everywhere (zero-initialised output layers would hide errors).
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.copy_(torch.randn_like(p.float()).half() * 0.2)
+    unet.save_pretrained(os.path.join(pipeline, "unet"))
+    unet = unet.float().eval()
+
+    class Capture:
+        def __init__(self):
+            self.probs = None
+
+        def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
+            context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+            q, k, v = (attn.head_to_batch_dim(f(x)) for f, x in ((attn.to_q, hidden_states), (attn.to_k, context), (attn.to_v, context)))
+            probs = attn.get_attention_scores(q, k, None)  # ((n heads), l, s)
+            self.probs = probs.reshape(-1, attn.heads, probs.shape[1], probs.shape[2])
+            return attn.to_out[1](attn.to_out[0](attn.batch_to_head_dim(torch.bmm(probs, v))))
+
+    keys = {"down.0.0": unet.down_blocks[0].attentions[0], "up.1.0": unet.up_blocks[1].attentions[0]}
+    captures = {name: Capture() for name in keys}
+    for name, module in keys.items():
+        module.transformer_blocks[0].attn2.set_processor(captures[name])
+    # Small maps keep the fixture small: 4×4 latents, an 8-token context.
+    latents = torch.randn(1, 4, 3, 4, 4, requires_grad=True)
+    context = torch.randn(1, 8, 16)
+    sample = unet(latents, 500, encoder_hidden_states=context).sample
+    projections = {name: torch.randn(c.probs.shape) for name, c in captures.items()}
+    energy = sum((captures[name].probs * projections[name]).sum() for name in captures)
+    energy.backward()
+    outputs["unet"] = {
+        "timestep": 500,
+        "latents": {"shape": list(latents.shape), "values": f32(latents.detach().flatten().tolist())},
+        "context": {"shape": list(context.shape), "values": f32(context.flatten().tolist())},
+        "sample": {"shape": list(sample.shape), "values": f32(sample.detach().flatten().tolist())},
+        "probabilities": {name: {"shape": list(c.probs.shape), "values": f32(c.probs.detach().flatten().tolist())} for name, c in captures.items()},
+        "projections": {name: f32(p.flatten().tolist()) for name, p in projections.items()},
+        "latents_grad": f32(latents.grad.flatten().tolist()),
     }
     json.dump(outputs, open(os.path.join(root, "tiny-outputs.json"), "w"))
     print("written", pipeline)

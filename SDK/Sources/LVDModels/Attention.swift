@@ -1,3 +1,5 @@
+import LVDRuntime
+
 // Attention, feed-forward and transformer blocks shared by the UNet3D and the VAE
 // (diffusers attention_processor.py / attention.py).
 
@@ -10,6 +12,24 @@ public final class Attention: Module {
     @Key("to_v") public var toV: Linear
     @Key("to_out.0") public var toOut: Linear
     public private(set) var heads = 1, headDim = 1
+
+    /// Multi-head attention of x (N, L, C) over `context` (N, S, D), or over x itself. Returns the
+    /// output and, when asked, the probabilities (N, heads, L, S), still on the autodiff tape.
+    public func callAsFunction(_ x: Tensor, context: Tensor? = nil, probabilities wanted: Bool = false)
+        throws(TensorError) -> (output: Tensor, probabilities: Tensor?) {
+        let source = context ?? x
+        let (n, l, s) = (x.shape[0], x.shape[1], source.shape[1])
+        // (n, len, heads·d) -> (n, len, heads, d) -> (n, heads, len, d)
+        func split(_ t: Tensor, _ length: Int) throws(TensorError) -> Tensor {
+            try t.reshaped([n, length, heads, headDim]).permuted([0, 2, 1, 3])
+        }
+        let (attended, probabilities) = try Tensor.attention(
+            query: split(toQ(x), l), key: split(toK(source), s), value: split(toV(source), s),
+            scale: 1 / Float(headDim).squareRoot(), returnProbabilities: wanted)
+        // (n, heads, l, d) -> (n, l, heads, d) -> (n, l, heads·d)
+        let merged = try attended.permuted([0, 2, 1, 3]).reshaped([n, l, heads * headDim])
+        return (try toOut(merged), probabilities)
+    }
 
     public init(queryDim: Int, contextDim: Int? = nil, heads: Int, headDim: Int, bias: Bool = false,
                 groupNorm: (groups: Int, eps: Float)? = nil) {
@@ -36,6 +56,8 @@ public final class FeedForward: Module {
     @Key("net.0") public var gate: GEGLU
     @Key("net.2") public var out: Linear
 
+    public func callAsFunction(_ x: Tensor) throws(TensorError) -> Tensor { try out(gate.proj(x).geglu()) }
+
     public init(_ dim: Int, multiplier: Int = 4) {
         super.init()
         gate = GEGLU(dim, dim * multiplier)
@@ -52,6 +74,16 @@ public final class GatedSelfAttentionDense: Module {
     @Key("norm2") public var norm2: LayerNorm
     @Key("alpha_attn") public var alphaAttn: Parameter
     @Key("alpha_dense") public var alphaDense: Parameter
+
+    /// x (N, L, C) with grounding tokens objs (N, 30, D):
+    /// x += tanh(α_attn)·SelfAttn(LN1([x, Linear(objs)]))[:L]; x += tanh(α_dense)·FF(LN2(x)).
+    public func callAsFunction(_ x: Tensor, objects: Tensor) throws(TensorError) -> Tensor {
+        let visual = x.shape[1]
+        let tokens = try Tensor.concat([x, linear(objects)], axis: 1)
+        let attended = try attn(norm1(tokens)).output.sliced(axis: 1, start: 0, end: visual)
+        let h = try x + alphaAttn.tensor.tanh() * attended
+        return try h + alphaDense.tensor.tanh() * ff(norm2(h))
+    }
 
     public init(queryDim: Int, contextDim: Int, heads: Int, headDim: Int) {
         super.init()
@@ -75,6 +107,18 @@ public final class BasicTransformerBlock: Module {
     @Key("norm3") public var norm3: LayerNorm
     @Key("ff") public var ff: FeedForward
     @Key("fuser") public var fuser: GatedSelfAttentionDense?
+
+    /// x (N, L, C): self-attention, [the GLIGEN fuser when `objects` are given], cross-attention
+    /// to `context` (or self-attention again when there is none), feed-forward; each pre-normed and
+    /// residual. Returns the cross-attention probabilities when asked.
+    public func callAsFunction(_ x: Tensor, context: Tensor?, objects: Tensor? = nil, capture: Bool = false)
+        throws(TensorError) -> (output: Tensor, probabilities: Tensor?) {
+        var h = try x + attn1(norm1(x)).output
+        if let fuser, let objects { h = try fuser(h, objects: objects) }
+        let cross = try attn2(norm2(h), context: context, probabilities: capture)
+        h = try h + cross.output
+        return (try h + ff(norm3(h)), cross.probabilities)
+    }
 
     public init(dim: Int, heads: Int, headDim: Int, crossAttentionDim: Int?, gated: Bool = false) {
         super.init()

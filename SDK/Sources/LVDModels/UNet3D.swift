@@ -49,6 +49,18 @@ public struct UNet3DConfiguration: Codable, Equatable, Sendable {
         downsamplePadding = try c.decodeIfPresent(Int.self, forKey: .downsamplePadding) ?? d.downsamplePadding
         sampleSize = try c.decodeIfPresent(Int.self, forKey: .sampleSize) ?? d.sampleSize
         attentionType = try c.decodeIfPresent(String.self, forKey: .attentionType) ?? d.attentionType
+        // Options that would change the computation: accepted only at their neutral values.
+        let extra = try decoder.container(keyedBy: ExtraKeys.self)
+        if try extra.decodeIfPresent(Int.self, forKey: .numAttentionHeads) != nil { unsupported.append("num_attention_heads") }
+        if try extra.decodeIfPresent(Int.self, forKey: .timeCondProjDim) != nil { unsupported.append("time_cond_proj_dim") }
+        if let scale = try extra.decodeIfPresent(Double.self, forKey: .midBlockScaleFactor), scale != 1 { unsupported.append("mid_block_scale_factor") }
+    }
+
+    /// Keys set to values this implementation does not support (reported by `validate`).
+    var unsupported: [String] = []
+
+    enum ExtraKeys: String, CodingKey {
+        case numAttentionHeads = "num_attention_heads", timeCondProjDim = "time_cond_proj_dim", midBlockScaleFactor = "mid_block_scale_factor"
     }
 
     /// Checks what the architecture needs; the message names the key and value.
@@ -81,6 +93,7 @@ public struct UNet3DConfiguration: Codable, Equatable, Sendable {
         guard ["default", "gated"].contains(attentionType) else {
             throw fail(.attentionType, "must be \"default\" or \"gated\", got \"\(attentionType)\"")
         }
+        if let key = unsupported.first { throw ConfigurationError(key: key, reason: "is set; this option is not supported") }
     }
 }
 
@@ -110,6 +123,39 @@ public final class PositionNet: Module {
     @Key("linears") public var linears: [Module]
     @Key("null_positive_feature") public var nullPositive: Parameter
     @Key("null_position_feature") public var nullPosition: Parameter
+
+    /// Grounding tokens (N, slots, out) from boxes (N, slots, 4) in normalised xyxy, masks (N, slots)
+    /// of 1/0 and phrase embeddings (N, slots, positiveDim) (METHODS.md §10.4).
+    public func callAsFunction(boxes: Tensor, masks: Tensor, embeddings: Tensor) throws(TensorError) -> Tensor {
+        let (n, slots) = (boxes.shape[0], boxes.shape[1])
+        let fourier = try PositionNet.fourier(boxes.toArray(), count: n * slots).reshaped([n, slots, 64])
+        let m = try masks.reshaped([n, slots, 1])
+        let position = try fourier * m + (1 - m) * nullPosition.tensor.reshaped([1, 1, -1])
+        let positive = try embeddings * m + (1 - m) * nullPositive.tensor.reshaped([1, 1, -1])
+        var x = try Tensor.concat([positive, position], axis: 2)
+        for (index, layer) in linears.enumerated() {
+            guard let linear = layer as? Linear else { continue }
+            x = try linear(x)
+            if index < linears.count - 1 { x = try x.silu() }
+        }
+        return x
+    }
+
+    /// four(b)[8k + 4s + c] = (s == 0 ? sin : cos)(100^(k/8) · b[c]) for each box (64 values).
+    static func fourier(_ boxes: [Float], count: Int) throws(TensorError) -> Tensor {
+        var values = [Float](repeating: 0, count: count * 64)
+        for box in 0..<count {
+            for k in 0..<8 {
+                let frequency = Foundation.pow(100.0, Double(k) / 8)
+                for c in 0..<4 {
+                    let v = frequency * Double(boxes[box * 4 + c])
+                    values[box * 64 + 8 * k + c] = Float(Foundation.sin(v))
+                    values[box * 64 + 8 * k + 4 + c] = Float(Foundation.cos(v))
+                }
+            }
+        }
+        return try Tensor(values, shape: [count * 64])
+    }
 
     public init(positiveDim: Int, outputDim: Int, fourierFrequencies: Int = 8) {
         super.init()
@@ -178,6 +224,17 @@ public final class TemporalConvLayer: Module {
     @Key("conv3") public var conv3: Stage
     @Key("conv4") public var conv4: Stage
 
+    /// x (B·F, C, H, W) → x + stages(x) with frames as depth.
+    public func callAsFunction(_ x: Tensor, frames: Int) throws(TensorError) -> Tensor {
+        let (bf, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        // (b f) c h w -> b f c h w -> b c f h w
+        let video = try x.reshaped([bf / frames, frames, c, h, w]).permuted([0, 2, 1, 3, 4])
+        var y = video
+        for stage in [conv1, conv2, conv3, conv4] { y = try stage.conv(stage.norm(y).silu()) }
+        // b c f h w -> b f c h w -> (b f) c h w
+        return try (video + y).permuted([0, 2, 1, 3, 4]).reshaped([bf, c, h, w])
+    }
+
     public init(_ channels: Int, groups: Int) {
         super.init()
         conv1 = Stage(channels, groups: groups, convIndex: 2)
@@ -193,6 +250,19 @@ public final class Transformer2DModel: Module {
     @Key("proj_in") public var projIn: Linear
     @Key("transformer_blocks") public var blocks: [BasicTransformerBlock]
     @Key("proj_out") public var projOut: Linear
+
+    /// x (N, C, H, W) with text context (N, 77, D); grounding tokens (N, 30, D) feed the fuser.
+    public func callAsFunction(_ x: Tensor, context: Tensor, objects: Tensor? = nil, capture: Bool = false)
+        throws(TensorError) -> (output: Tensor, probabilities: Tensor?) {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        // n c h w -> n h w c -> n (h w) c
+        var tokens = try projIn(norm(x).permuted([0, 2, 3, 1]).reshaped([n, h * w, c]))
+        var probabilities: Tensor?
+        for block in blocks { (tokens, probabilities) = try block(tokens, context: context, objects: objects, capture: capture) }
+        // n (h w) c -> n h w c -> n c h w
+        let out = try projOut(tokens).reshaped([n, h, w, c]).permuted([0, 3, 1, 2])
+        return (try out + x, probabilities)
+    }
 
     public init(channels: Int, heads: Int, headDim: Int, crossAttentionDim: Int, groups: Int, gated: Bool) {
         super.init()
@@ -211,6 +281,19 @@ public final class TransformerTemporalModel: Module {
     @Key("proj_in") public var projIn: Linear
     @Key("transformer_blocks") public var blocks: [BasicTransformerBlock]
     @Key("proj_out") public var projOut: Linear
+
+    /// x (B·F, C, H, W): attention over the frame axis at every position.
+    public func callAsFunction(_ x: Tensor, frames: Int) throws(TensorError) -> Tensor {
+        let (bf, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), b = bf / frames
+        // (b f) c h w -> b f c h w -> b c f h w, normalised over (c/groups, f, h, w)
+        let video = try norm(x.reshaped([b, frames, c, h, w]).permuted([0, 2, 1, 3, 4]))
+        // b c f h w -> b h w f c -> (b h w) f c
+        var tokens = try projIn(video.permuted([0, 3, 4, 2, 1]).reshaped([b * h * w, frames, c]))
+        for block in blocks { tokens = try block(tokens, context: nil).output }
+        // (b h w) f c -> b h w f c -> b f c h w -> (b f) c h w
+        let out = try projOut(tokens).reshaped([b, h, w, frames, c]).permuted([0, 3, 4, 1, 2]).reshaped([bf, c, h, w])
+        return try out + x
+    }
 
     public init(channels: Int, heads: Int, headDim: Int, groups: Int) {
         super.init()
@@ -270,8 +353,148 @@ public final class UNet3DBlock: Module {
     }
 }
 
+/// Identifies a spatial cross-attention layer (METHODS.md §4.5): the Transformer2D `attn2` of
+/// layer `layer` of down / mid / up block `block`.
+public struct AttentionKey: Hashable, Sendable, CustomStringConvertible {
+    public enum Part: String, Sendable { case down, mid, up }
+    public var part: Part
+    public var block: Int
+    public var layer: Int
+
+    public init(_ part: Part, _ block: Int, _ layer: Int) {
+        self.part = part
+        self.block = block
+        self.layer = layer
+    }
+
+    public var description: String { "(\(part.rawValue),\(block),\(layer),0)" }
+}
+
+/// GLIGEN grounding inputs for one UNet pass, per (batch · frame): boxes (N, 30, 4) normalised
+/// xyxy, masks (N, 30), phrase embeddings (N, 30, D).
+public struct Grounding {
+    public var boxes: Tensor
+    public var masks: Tensor
+    public var embeddings: Tensor
+
+    public init(boxes: Tensor, masks: Tensor, embeddings: Tensor) {
+        self.boxes = boxes
+        self.masks = masks
+        self.embeddings = embeddings
+    }
+}
+
 public final class UNet3DConditionModel: Module {
     public private(set) var configuration = UNet3DConfiguration()
+
+    public struct Output {
+        /// (B, out channels, F, h, w)
+        public var sample: Tensor
+        /// Cross-attention probabilities (B·F, heads, h·w, tokens) of the requested keys.
+        public var attention: [AttentionKey: Tensor]
+    }
+
+    /// The noise prediction for latents (B, C, F, h, w) at `timestep` with text context
+    /// (B, tokens, D); `capture` names the cross-attention layers whose probabilities to return
+    /// (differentiable); `grounding` runs the GLIGEN fusers (ignored by a model without them).
+    public func callAsFunction(_ latents: Tensor, timestep: Float, context: Tensor,
+                               capture: Set<AttentionKey> = [], grounding: Grounding? = nil) throws(TensorError) -> Output {
+        guard latents.rank == 5, context.rank == 3, context.shape[0] == latents.shape[0] else {
+            throw .invalidArgument(op: "unet", "needs latents (B, C, F, h, w) and context (B, tokens, D), got \(latents.shape) and \(context.shape)")
+        }
+        let (b, c, frames, h, w) = (latents.shape[0], latents.shape[1], latents.shape[2], latents.shape[3], latents.shape[4])
+        let levels = configuration.blockOutChannels.count - 1
+        guard h % (1 << levels) == 0, w % (1 << levels) == 0 else {
+            throw .invalidArgument(op: "unet", "latent size \(h)×\(w) must be divisible by \(1 << levels)")
+        }
+        // Timestep embedding, repeated per frame (batch-major: index b·F + f).
+        let embedding = try timeEmbedding.linear2(timeEmbedding.linear1(sinusoid(timestep, batch: b)).silu())
+        let temb = try repeatPerFrame(embedding, frames)
+        let ctx = try repeatPerFrame(context, frames)
+        let objects = try grounding.flatMap { g throws(TensorError) -> Tensor? in
+            try positionNet.map { net throws(TensorError) in try net(boxes: g.boxes, masks: g.masks, embeddings: g.embeddings) }
+        }
+        var captured: [AttentionKey: Tensor] = [:]
+
+        // b c f h w -> b f c h w -> (b f) c h w
+        var x = try convIn(latents.permuted([0, 2, 1, 3, 4]).reshaped([b * frames, c, h, w]))
+        x = try transformerIn(x, frames: frames)
+        var skips = [x]
+        for (index, block) in downBlocks.enumerated() {
+            for layer in block.resnets.indices {
+                x = try block.tempConvs[layer](block.resnets[layer](x, timeEmbedding: temb), frames: frames)
+                if !block.attentions.isEmpty {
+                    x = try spatial(block.attentions[layer], x, ctx, objects, AttentionKey(.down, index, layer), capture, &captured)
+                    x = try block.tempAttentions[layer](x, frames: frames)
+                }
+                skips.append(x)
+            }
+            for down in block.downsamplers {
+                x = try down(x)
+                skips.append(x)
+            }
+        }
+        x = try midBlock.tempConvs[0](midBlock.resnets[0](x, timeEmbedding: temb), frames: frames)
+        x = try spatial(midBlock.attentions[0], x, ctx, objects, AttentionKey(.mid, 0, 0), capture, &captured)
+        x = try midBlock.tempAttentions[0](x, frames: frames)
+        x = try midBlock.tempConvs[1](midBlock.resnets[1](x, timeEmbedding: temb), frames: frames)
+        for (index, block) in upBlocks.enumerated() {
+            for layer in block.resnets.indices {
+                let skip = skips.removeLast()
+                x = try block.tempConvs[layer](block.resnets[layer](Tensor.concat([x, skip], axis: 1), timeEmbedding: temb), frames: frames)
+                if !block.attentions.isEmpty {
+                    x = try spatial(block.attentions[layer], x, ctx, objects, AttentionKey(.up, index, layer), capture, &captured)
+                    x = try block.tempAttentions[layer](x, frames: frames)
+                }
+            }
+            for up in block.upsamplers { x = try up(x) }
+        }
+        x = try convOut(convNormOut(x).silu())
+        // (b f) c h w -> b f c h w -> b c f h w
+        let sample = try x.reshaped([b, frames, x.shape[1], h, w]).permuted([0, 2, 1, 3, 4])
+        return Output(sample: sample, attention: captured)
+    }
+
+    /// The UNet of a diffusers folder: config.json and safetensors weights, loaded strictly
+    /// (GLIGEN modules are expected exactly when the config's attention_type is "gated").
+    public static func load(folder: String) throws(ModelError) -> UNet3DConditionModel {
+        let model: UNet3DConditionModel
+        do { model = try UNet3DConditionModel(try ModelFolder.configuration(UNet3DConfiguration.self, in: folder)) }
+        catch let error as ModelError { throw error }
+        catch { throw ModelError(file: folder + "/config.json", reason: "\(error)") }
+        let files = try ModelFolder.weightFiles(in: folder)
+        guard !files.isEmpty else { throw ModelError(file: folder, reason: "no .safetensors weights") }
+        try model.load(from: files.map { path throws(ModelError) in try SafetensorsFile(path: path) })
+        return model
+    }
+
+    private func spatial(_ transformer: Transformer2DModel, _ x: Tensor, _ context: Tensor, _ objects: Tensor?, _ key: AttentionKey,
+                         _ capture: Set<AttentionKey>, _ captured: inout [AttentionKey: Tensor]) throws(TensorError) -> Tensor {
+        let (output, probabilities) = try transformer(x, context: context, objects: objects, capture: capture.contains(key))
+        if let probabilities { captured[key] = probabilities }
+        return output
+    }
+
+    /// (b, …) -> (b·frames, …), each row repeated `frames` times in place (repeat_interleave).
+    private func repeatPerFrame(_ t: Tensor, _ frames: Int) throws(TensorError) -> Tensor {
+        var shape = t.shape
+        shape.insert(frames, at: 1)
+        let expanded = try t.unsqueezed(1).expanded(shape).contiguous()
+        shape.remove(at: 1)
+        shape[0] *= frames
+        return try expanded.reshaped(shape)
+    }
+
+    /// diffusers' Timesteps(dim, flip_sin_to_cos: true, downscale_freq_shift: 0): [cos, sin] of t·e^(−ln(10000)·i/half).
+    private func sinusoid(_ t: Float, batch: Int) throws(TensorError) -> Tensor {
+        let dim = configuration.blockOutChannels[0], half = dim / 2
+        // In float32 step by step, as torch computes it.
+        let logPeriod = Float(-Foundation.log(10000.0))
+        var values: [Float] = []
+        for i in 0..<half { values.append(Foundation.exp(logPeriod * Float(i) / Float(half)) * t) }
+        let row = values.map { Foundation.cos($0) } + values.map { Foundation.sin($0) }
+        return try Tensor(Array([[Float]](repeating: row, count: batch).joined()), shape: [batch, dim])
+    }
 
     @Key("conv_in") public var convIn: Conv2d
     @Key("time_embedding") public var timeEmbedding: TimestepEmbedding
