@@ -6,7 +6,8 @@ outputs in Tests/LVDModelsTests/Fixtures/tiny-outputs.json.
     .venv/bin/pip install torch diffusers transformers safetensors
     .venv/bin/python Scripts/make_fixtures.py Tests/LVDModelsTests/Fixtures
 
-So far: the CLIP text encoder, the AutoencoderKL and the UNet3DConditionModel (with cross-attention
+So far: the CLIP text encoder, the AutoencoderKL, GLIGEN's PositionNet and gated fuser (diffusers'
+own modules, in gligen.safetensors), and the UNet3DConditionModel (with cross-attention
 probabilities captured at two keys and the gradient of a scalar of them with respect to the
 latents) (weights stored in fp16, as the real
 checkpoints; reference outputs computed in fp32 from those fp16 values), with the tiny tokenizer
@@ -123,6 +124,29 @@ def main(root):
         "projections": {name: f32(p.flatten().tolist()) for name, p in projections.items()},
         "latents_grad": f32(latents.grad.flatten().tolist()),
     }
+
+    from diffusers.models.attention import GatedSelfAttentionDense
+    from diffusers.models.embeddings import GLIGENTextBoundingboxProjection
+    from safetensors.torch import save_file
+    torch.manual_seed(3)
+    position_net = GLIGENTextBoundingboxProjection(positive_len=24, out_dim=24, feature_type="text-only", fourier_freqs=8)
+    fuser = GatedSelfAttentionDense(query_dim=16, context_dim=24, n_heads=2, d_head=8)
+    with torch.no_grad():
+        for p in list(position_net.parameters()) + list(fuser.parameters()):
+            p.copy_(torch.randn_like(p) * 0.3)
+    state = {f"position_net.{k}": v.contiguous() for k, v in position_net.state_dict().items()}
+    state.update({f"fuser.{k}": v.contiguous() for k, v in fuser.state_dict().items()})
+    save_file(state, os.path.join(root, "gligen.safetensors"))
+    boxes = torch.rand(2, 30, 4)
+    masks = (torch.arange(30) < torch.tensor([[3], [0]])).float()  # 3 objects in frame 0, none in frame 1
+    embeddings = torch.randn(2, 30, 24)
+    visual = torch.randn(2, 10, 16)
+    with torch.no_grad():
+        objects = position_net(boxes=boxes, masks=masks, positive_embeddings=embeddings)
+        fused = fuser(visual, objects)
+    outputs["gligen"] = {name: {"shape": list(t.shape), "values": f32(t.flatten().tolist())} for name, t in
+                         [("boxes", boxes), ("masks", masks), ("embeddings", embeddings), ("visual", visual),
+                          ("objects", objects), ("fused", fused)]}
     json.dump(outputs, open(os.path.join(root, "tiny-outputs.json"), "w"))
     print("written", pipeline)
 

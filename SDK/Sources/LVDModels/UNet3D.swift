@@ -142,6 +142,10 @@ public final class PositionNet: Module {
     }
 
     /// four(b)[8k + 4s + c] = (s == 0 ? sin : cos)(100^(k/8) · b[c]) for each box (64 values).
+    public static func fourierFeatures(_ boxes: [Float]) throws(TensorError) -> [Float] {
+        try fourier(boxes, count: boxes.count / 4).toArray()
+    }
+
     static func fourier(_ boxes: [Float], count: Int) throws(TensorError) -> Tensor {
         var values = [Float](repeating: 0, count: count * 64)
         for box in 0..<count {
