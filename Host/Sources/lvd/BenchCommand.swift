@@ -6,7 +6,7 @@ import LVDRuntime
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print figures and ratios measured side by side in one run.",
-        subcommands: [Ops.self])
+        subcommands: [Ops.self, Unet.self])
 
     struct Ops: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -229,5 +229,166 @@ struct SplitMix {
     mutating func nextNormal() -> Float {
         let u1 = Double(next() >> 11) / Double(1 << 53) + 1e-12, u2 = Double(next() >> 11) / Double(1 << 53)
         return Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * .pi * u2))
+    }
+}
+
+import LVDModels
+
+extension Bench {
+    struct Unet: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "unet",
+            abstract: "UNet3D forward (batch B) and backward-to-input of captured attention maps (batch 1), random weights; with diffusers side by side.")
+
+        @Option(help: "tiny, modelscope, or a folder with unet/config.json (or config.json).") var config: String = "tiny"
+        @Option(help: "Frames.") var frames: Int = 16
+        @Option(help: "Latent size HxW (the video is 8× larger).") var size: String = "32x32"
+        @Option(help: "Batch of the forward pass (2 = a CFG pair).") var batch: Int = 2
+        @Flag(help: "Skip the backward pass (it keeps every activation for the tape).") var skipBackward = false
+        @Flag(help: "Print JSON.") var json = false
+        @Option(help: ArgumentHelp("A Python with torch and diffusers: run the same in diffusers in this run.", valueName: "python"))
+        var reference: String?
+
+        func validate() throws {
+            let parts = size.split(separator: "x").compactMap { Int($0) }
+            guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--size must be HxW, e.g. 32x32") }
+            guard frames >= 1, batch >= 1 else { throw ValidationError("--frames and --batch must be positive") }
+        }
+
+        func run() throws {
+            let (unetConfig, json) = try resolveConfig()
+            let dims = size.split(separator: "x").compactMap { Int($0) }
+            let (h, w) = (dims[0], dims[1])
+            let unet = try UNet3DConditionModel(unetConfig)
+            try unet.randomizeParameters(seed: 0)
+            let keys = captureKeys(unetConfig)
+            var results: [(String, Double, Int)] = []
+            let latents = try Tensor.full([batch, unetConfig.inChannels, frames, h, w], 0.5)
+            let context = try Tensor.full([batch, 77, unetConfig.crossAttentionDim], 0.1)
+            var start = DispatchTime.now().uptimeNanoseconds
+            _ = try GradMode.withoutGrad { try unet(latents, timestep: 500, context: context) }
+            results.append(("forward", Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, peakRSS()))
+            if !skipBackward {
+                let x = try Tensor.full([1, unetConfig.inChannels, frames, h, w], 0.5).requiringGrad()
+                start = DispatchTime.now().uptimeNanoseconds
+                let out = try unet(x, timestep: 500, context: context.sliced(axis: 0, start: 0, end: 1), capture: Set(keys))
+                var energy = Tensor.scalar(0)
+                for map in out.attention.values { energy = try energy + (map * map).mean() }
+                try energy.backward()
+                results.append(("backward-to-input", Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, peakRSS()))
+            }
+            var torch: JSONObject?
+            if let reference { torch = try runTorch(reference, json, h: h, w: w, keys: keys) }
+            let label = "UNet3D \(config) (\(grouped(unet.parameterCount)) parameters), \(frames) frames, latents \(h)×\(w)"
+            if self.json {
+                var root = JSONObject(["config": .string(config), "frames": .number(Double(frames)), "batch": .number(Double(batch))])
+                root["results"] = .array(results.map { name, seconds, rss in
+                    var row = JSONObject(["direction": .string(name), "seconds": .number(seconds), "peak_rss": .number(Double(rss))])
+                    let prefix = name == "forward" ? "forward" : "backward"
+                    if let t = torch?["\(prefix)_seconds"]?.numberValue { row["torch_seconds"] = .number(t); row["speedup_vs_torch"] = .number(t / seconds) }
+                    if let r = torch?["\(prefix)_peak_rss"]?.numberValue { row["torch_peak_rss"] = .number(r) }
+                    return .object(row)
+                })
+                print(JSONValue.object(root).serialized(pretty: true))
+                return
+            }
+            print("lvd bench unet — \(label); build: \(BuildInfo.configuration), threads: \(Parallel.threads)")
+            var rows = [["pass", "batch", "seconds", "peak RSS", "torch s", "torch RSS", "speed-up"]]
+            for (name, seconds, rss) in results {
+                let prefix = name == "forward" ? "forward" : "backward"
+                let t = torch?["\(prefix)_seconds"]?.numberValue, r = torch?["\(prefix)_peak_rss"]?.numberValue
+                rows.append([name, name == "forward" ? "\(batch)" : "1", String(format: "%.2f", seconds), gib(rss),
+                             t.map { String(format: "%.2f", $0) } ?? "-", r.map { gib(Int($0)) } ?? "-",
+                             t.map { String(format: "%.2f×", $0 / seconds) } ?? "-"])
+            }
+            print(table(rows), terminator: "")
+            print("(peak RSS is per process and cumulative: the backward row includes the forward's)")
+        }
+
+        /// The configuration and its JSON for the torch side.
+        private func resolveConfig() throws -> (UNet3DConfiguration, JSONObject) {
+            var config = UNet3DConfiguration()
+            switch self.config {
+            case "modelscope":
+                break // the defaults are ModelScope's (Zeroscope is identical)
+            case "tiny":
+                config.blockOutChannels = [32, 64]
+                config.downBlockTypes = ["CrossAttnDownBlock3D", "DownBlock3D"]
+                config.upBlockTypes = ["UpBlock3D", "CrossAttnUpBlock3D"]
+                config.layersPerBlock = 1
+                config.attentionHeadDim = 8
+                config.crossAttentionDim = 32
+                config.normNumGroups = 8
+            default:
+                let folder = FileManager.default.fileExists(atPath: self.config + "/unet/config.json") ? self.config + "/unet" : self.config
+                config = try ModelFolder.configuration(UNet3DConfiguration.self, in: folder)
+                config.attentionType = "default" // GLIGEN modules are not benchmarked
+            }
+            let data = try JSONEncoder().encode(config)
+            var object = try JSONValue.parse(bytes: [UInt8](data)).objectValue!
+            object["attention_type"] = nil
+            return (config, object)
+        }
+
+        /// LVD's keys where the model has them (METHODS.md §4.5), else every spatial cross-attention.
+        private func captureKeys(_ config: UNet3DConfiguration) -> [AttentionKey] {
+            if config.blockOutChannels.count == 4 {
+                return [AttentionKey(.down, 1, 0), AttentionKey(.down, 2, 0), AttentionKey(.down, 2, 1),
+                        AttentionKey(.up, 1, 0), AttentionKey(.up, 1, 1), AttentionKey(.up, 2, 2)]
+            }
+            var keys: [AttentionKey] = []
+            for (i, type) in config.downBlockTypes.enumerated() where type.hasPrefix("CrossAttn") {
+                keys += (0..<config.layersPerBlock).map { AttentionKey(.down, i, $0) }
+            }
+            for (i, type) in config.upBlockTypes.enumerated() where type.hasPrefix("CrossAttn") {
+                keys += (0...config.layersPerBlock).map { AttentionKey(.up, i, $0) }
+            }
+            return keys
+        }
+
+        private func runTorch(_ python: String, _ config: JSONObject, h: Int, w: Int, keys: [AttentionKey]) throws -> JSONObject {
+            guard let script = HostPaths.sourceTree(from: HostPaths.executableDirectory).map({ $0 + "/Scripts/bench_unet_torch.py" }),
+                  FileManager.default.fileExists(atPath: script) else {
+                throw CLIError("--reference needs Scripts/bench_unet_torch.py from the source tree")
+            }
+            var job = JSONObject()
+            job["config"] = .object(config)
+            job["batch"] = .number(Double(batch))
+            job["frames"] = .number(Double(frames))
+            job["height"] = .number(Double(h))
+            job["width"] = .number(Double(w))
+            job["threads"] = .number(Double(Parallel.threads))
+            job["backward"] = .bool(!skipBackward)
+            job["keys"] = .array(keys.map { .array([.string($0.part.rawValue), .number(Double($0.block)), .number(Double($0.layer))]) })
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: python)
+            process.arguments = [script]
+            let stdin = Pipe(), stdout = Pipe()
+            process.standardInput = stdin
+            process.standardOutput = stdout
+            do { try process.run() } catch { throw CLIError("cannot run \(python): \(error.localizedDescription)") }
+            stdin.fileHandleForWriting.write(Data(JSONValue.object(job).serialized().utf8))
+            try? stdin.fileHandleForWriting.close()
+            let output = stdout.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0, let result = try? JSONValue.parse(bytes: [UInt8](output)).objectValue else {
+                throw CLIError("\(python) \(script) failed (exit \(process.terminationStatus)); are torch and diffusers installed there?")
+            }
+            return result
+        }
+
+        private func peakRSS() -> Int {
+            guard let handle = FileHandle(forReadingAtPath: "/proc/self/status") else { return 0 }
+            let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+            let line = text.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
+            return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+        }
+
+        private func gib(_ bytes: Int) -> String { String(format: "%.2f GiB", Double(bytes) / Double(1 << 30)) }
+
+        private func grouped(_ n: Int) -> String {
+            let digits = String(n)
+            return digits.enumerated().map { (i, c) in (i > 0 && (digits.count - i) % 3 == 0 ? "," : "") + String(c) }.joined()
+        }
     }
 }

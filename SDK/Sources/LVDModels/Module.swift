@@ -77,3 +77,27 @@ open class Module {
         }
     }
 }
+
+extension Module {
+    /// Fills every parameter with random values (benchmarks, tests): norm weights 1, biases 0,
+    /// other weights uniform in ±scale. Deterministic for a seed.
+    public func randomizeParameters(seed: UInt64, scale: Float = 0.02) throws(TensorError) {
+        var state = seed | 1
+        for (key, parameter) in namedParameters() {
+            let tensor = try Tensor.empty(parameter.shape)
+            let values = tensor.floats, count = parameter.count
+            let isNorm = key.contains("norm") && key.hasSuffix(".weight")
+            if isNorm || key.hasSuffix(".bias") {
+                values.initialize(repeating: isNorm ? 1 : 0, count: count)
+            } else {
+                for i in 0..<count {
+                    state ^= state << 13
+                    state ^= state >> 7
+                    state ^= state << 17
+                    values[i] = (Float(state >> 40) / Float(1 << 24) * 2 - 1) * scale
+                }
+            }
+            parameter.value = tensor
+        }
+    }
+}

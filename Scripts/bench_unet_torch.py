@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""The diffusers side of `lvd bench unet --reference PYTHON`: reads {"config", "batch", "frames",
+"height", "width", "backward", "keys"} as JSON on stdin, builds UNet3DConditionModel with random
+weights, times one forward (no grad) at batch B, and optionally the backward to the input latents
+of a scalar of the captured cross-attention maps at batch 1; prints JSON with seconds and peak RSS."""
+import json
+import resource
+import sys
+import time
+
+import torch
+from diffusers import UNet3DConditionModel
+
+
+def peak_rss_bytes():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def main():
+    job = json.load(sys.stdin)
+    torch.set_num_threads(job.get("threads", 2))
+    torch.manual_seed(0)
+    config = {k: v for k, v in job["config"].items() if not k.startswith("_") and k != "attention_type"}
+    unet = UNet3DConditionModel(**config).eval()
+    dim = config.get("cross_attention_dim", 1024)
+    b, f, h, w = job["batch"], job["frames"], job["height"], job["width"]
+    result = {"torch": torch.__version__}
+    latents = torch.randn(b, 4, f, h, w)
+    context = torch.randn(b, 77, dim)
+    with torch.no_grad():
+        start = time.perf_counter()
+        unet(latents, 500, encoder_hidden_states=context)
+        result["forward_seconds"] = time.perf_counter() - start
+    result["forward_peak_rss"] = peak_rss_bytes()
+    if job.get("backward"):
+        maps = []
+
+        class Capture:
+            def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
+                ctx = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+                q, k, v = (attn.head_to_batch_dim(fn(x)) for fn, x in ((attn.to_q, hidden_states), (attn.to_k, ctx), (attn.to_v, ctx)))
+                probs = attn.get_attention_scores(q, k, None)
+                maps.append(probs)
+                return attn.to_out[1](attn.to_out[0](attn.batch_to_head_dim(torch.bmm(probs, v))))
+
+        blocks = {"down": unet.down_blocks, "mid": [unet.mid_block], "up": unet.up_blocks}
+        for part, block, layer in job["keys"]:
+            blocks[part][block].attentions[layer].transformer_blocks[0].attn2.set_processor(Capture())
+        x = torch.randn(1, 4, f, h, w, requires_grad=True)
+        start = time.perf_counter()
+        unet(x, 500, encoder_hidden_states=context[:1])
+        sum((m * m).mean() for m in maps).backward()
+        result["backward_seconds"] = time.perf_counter() - start
+        result["backward_peak_rss"] = peak_rss_bytes()
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
