@@ -80,27 +80,9 @@ struct Bench: ParsableCommand {
         }
 
         private func runTorch(_ python: String, _ cases: [BenchCase]) throws -> (String, [String: Double]) {
-            let script = HostPaths.sourceTree(from: HostPaths.executableDirectory).map { $0 + "/Scripts/bench_ops_torch.py" }
-            guard let script, FileManager.default.fileExists(atPath: script) else {
-                throw CLIError("--reference needs Scripts/bench_ops_torch.py from the source tree")
-            }
-            let input = JSONValue.array(cases.map { $0.torchJSON(threads: Parallel.threads, minSeconds: minSeconds) }).serialized()
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: python)
-            process.arguments = [script]
-            let stdin = Pipe(), stdout = Pipe()
-            process.standardInput = stdin
-            process.standardOutput = stdout
-            do { try process.run() } catch { throw CLIError("cannot run \(python): \(error.localizedDescription)") }
-            stdin.fileHandleForWriting.write(Data(input.utf8))
-            try? stdin.fileHandleForWriting.close()
-            let output = stdout.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0,
-                  let root = try? JSONValue.parse(bytes: [UInt8](output)).objectValue,
-                  let seconds = root["seconds"]?.objectValue else {
-                throw CLIError("\(python) \(script) failed (exit \(process.terminationStatus)); is torch installed there?")
-            }
+            let input = JSONValue.array(cases.map { $0.torchJSON(threads: Parallel.threads, minSeconds: minSeconds) })
+            let root = try runReference(python, script: "bench_ops_torch.py", input: input)
+            guard let seconds = root["seconds"]?.objectValue else { throw CLIError("bench_ops_torch.py answered without seconds") }
             var result: [String: Double] = [:]
             for (name, value) in seconds { result[name] = value.numberValue }
             return (root["torch"]?.stringValue ?? "?", result)
@@ -347,10 +329,6 @@ extension Bench {
         }
 
         private func runTorch(_ python: String, _ config: JSONObject, h: Int, w: Int, keys: [AttentionKey]) throws -> JSONObject {
-            guard let script = HostPaths.sourceTree(from: HostPaths.executableDirectory).map({ $0 + "/Scripts/bench_unet_torch.py" }),
-                  FileManager.default.fileExists(atPath: script) else {
-                throw CLIError("--reference needs Scripts/bench_unet_torch.py from the source tree")
-            }
             var job = JSONObject()
             job["config"] = .object(config)
             job["batch"] = .number(Double(batch))
@@ -360,21 +338,7 @@ extension Bench {
             job["threads"] = .number(Double(Parallel.threads))
             job["backward"] = .bool(!skipBackward)
             job["keys"] = .array(keys.map { .array([.string($0.part.rawValue), .number(Double($0.block)), .number(Double($0.layer))]) })
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: python)
-            process.arguments = [script]
-            let stdin = Pipe(), stdout = Pipe()
-            process.standardInput = stdin
-            process.standardOutput = stdout
-            do { try process.run() } catch { throw CLIError("cannot run \(python): \(error.localizedDescription)") }
-            stdin.fileHandleForWriting.write(Data(JSONValue.object(job).serialized().utf8))
-            try? stdin.fileHandleForWriting.close()
-            let output = stdout.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0, let result = try? JSONValue.parse(bytes: [UInt8](output)).objectValue else {
-                throw CLIError("\(python) \(script) failed (exit \(process.terminationStatus)); are torch and diffusers installed there?")
-            }
-            return result
+            return try runReference(python, script: "bench_unet_torch.py", input: .object(job))
         }
 
         private func peakRSS() -> Int {
@@ -391,4 +355,28 @@ extension Bench {
             return digits.enumerated().map { (i, c) in (i > 0 && (digits.count - i) % 3 == 0 ? "," : "") + String(c) }.joined()
         }
     }
+}
+
+/// Runs `Scripts/<script>` of the source tree with `python`, JSON in on stdin, a JSON object out:
+/// the reference side of the benchmarks.
+func runReference(_ python: String, script name: String, input: JSONValue) throws -> JSONObject {
+    guard let script = HostPaths.sourceTree(from: HostPaths.executableDirectory).map({ $0 + "/Scripts/" + name }),
+          FileManager.default.fileExists(atPath: script) else {
+        throw CLIError("--reference needs Scripts/\(name) from the source tree")
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: python)
+    process.arguments = [script]
+    let stdin = Pipe(), stdout = Pipe()
+    process.standardInput = stdin
+    process.standardOutput = stdout
+    do { try process.run() } catch { throw CLIError("cannot run \(python): \(error.localizedDescription)") }
+    stdin.fileHandleForWriting.write(Data(input.serialized().utf8))
+    try? stdin.fileHandleForWriting.close()
+    let output = stdout.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0, let result = try? JSONValue.parse(bytes: [UInt8](output)).objectValue else {
+        throw CLIError("\(python) \(script) failed (exit \(process.terminationStatus)); are torch and diffusers installed there?")
+    }
+    return result
 }

@@ -217,14 +217,7 @@ public final class AutoencoderKL: Module {
     }
 
     public static func load(folder: String) throws(ModelError) -> AutoencoderKL {
-        let model: AutoencoderKL
-        do { model = try AutoencoderKL(try ModelFolder.configuration(AutoencoderKLConfiguration.self, in: folder)) }
-        catch let error as ModelError { throw error }
-        catch { throw ModelError(file: folder + "/config.json", reason: "\(error)") }
-        let files = try ModelFolder.weightFiles(in: folder)
-        guard !files.isEmpty else { throw ModelError(file: folder, reason: "no .safetensors weights") }
-        try model.load(from: files.map { path throws(ModelError) in try SafetensorsFile(path: path) })
-        return model
+        try ModelFolder.loadModel(folder: folder, AutoencoderKLConfiguration.self) { config throws(ConfigurationError) in try AutoencoderKL(config) }
     }
 
     public init(_ config: AutoencoderKLConfiguration) throws(ConfigurationError) {

@@ -197,14 +197,7 @@ public final class CLIPTextModel: Module {
     /// The text encoder of a diffusers folder's `text_encoder`: config.json and safetensors weights,
     /// keys with or without the "text_model." prefix, the position_ids buffer dropped.
     public static func load(folder: String) throws(ModelError) -> CLIPTextModel {
-        let model: CLIPTextModel
-        do { model = try CLIPTextModel(try ModelFolder.configuration(CLIPTextConfiguration.self, in: folder)) }
-        catch let error as ModelError { throw error }
-        catch { throw ModelError(file: folder + "/config.json", reason: "\(error)") }
-        let files = try ModelFolder.weightFiles(in: folder)
-        guard !files.isEmpty else { throw ModelError(file: folder, reason: "no .safetensors weights") }
-        try model.load(from: files.map { path throws(ModelError) in try SafetensorsFile(path: path) }, sanitize: sanitize)
-        return model
+        try ModelFolder.loadModel(folder: folder, CLIPTextConfiguration.self, sanitize: sanitize) { config throws(ConfigurationError) in try CLIPTextModel(config) }
     }
 
     /// The one place text-encoder checkpoint quirks are handled.

@@ -103,6 +103,21 @@ public struct ModelFolder {
         }
     }
 
+    /// A model of a component folder: its config.json decoded, the model built from it, the
+    /// folder's safetensors loaded strictly (through `sanitize`, the model's one place for
+    /// checkpoint quirks).
+    public static func loadModel<Configuration: Decodable, Model: Module>(
+        folder: String, _ configuration: Configuration.Type, sanitize: (String) -> String? = { $0 },
+        build: (Configuration) throws(ConfigurationError) -> Model) throws(ModelError) -> Model {
+        let config = try Self.configuration(configuration, in: folder)
+        let model: Model
+        do { model = try build(config) } catch { throw ModelError(file: folder + "/config.json", reason: error.description) }
+        let files = try weightFiles(in: folder)
+        guard !files.isEmpty else { throw ModelError(file: folder, reason: "no .safetensors weights") }
+        try model.load(from: files.map { path throws(ModelError) in try SafetensorsFile(path: path) }, sanitize: sanitize)
+        return model
+    }
+
     /// Parameter count, tensor count and dtypes of a model component: from the weight headers
     /// when there are weights, from the architecture its config describes otherwise.
     public struct Summary: Sendable {

@@ -462,14 +462,7 @@ public final class UNet3DConditionModel: Module {
     /// The UNet of a diffusers folder: config.json and safetensors weights, loaded strictly
     /// (GLIGEN modules are expected exactly when the config's attention_type is "gated").
     public static func load(folder: String) throws(ModelError) -> UNet3DConditionModel {
-        let model: UNet3DConditionModel
-        do { model = try UNet3DConditionModel(try ModelFolder.configuration(UNet3DConfiguration.self, in: folder)) }
-        catch let error as ModelError { throw error }
-        catch { throw ModelError(file: folder + "/config.json", reason: "\(error)") }
-        let files = try ModelFolder.weightFiles(in: folder)
-        guard !files.isEmpty else { throw ModelError(file: folder, reason: "no .safetensors weights") }
-        try model.load(from: files.map { path throws(ModelError) in try SafetensorsFile(path: path) })
-        return model
+        try ModelFolder.loadModel(folder: folder, UNet3DConfiguration.self) { config throws(ConfigurationError) in try UNet3DConditionModel(config) }
     }
 
     private func spatial(_ transformer: Transformer2DModel, _ x: Tensor, _ context: Tensor, _ objects: Tensor?, _ key: AttentionKey,
