@@ -250,3 +250,26 @@ LVDK_CLONES void lvdk_winograd_output(const float *M, size_t K, size_t ld, size_
         }
     }
 }
+
+// GEGLU over rows of 2d values (value half, then gate half): y = value · gelu(gate).
+LVDK_CLONES void lvdk_geglu_rows(const float *x, float *y, size_t rows, size_t d) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *value = x + r * 2 * d, *gate = value + d;
+        float *out = y + r * d;
+        for (size_t j = 0; j < d; j++) out[j] = value[j] * 0.5f * gate[j] * (1.0f + fast_erf(gate[j] * 0.70710678118654752f));
+    }
+}
+
+// Its gradient: d value = g · gelu(gate), d gate = g · value · gelu'(gate).
+LVDK_CLONES void lvdk_geglu_grad_rows(const float *g, const float *x, float *dx, size_t rows, size_t d) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *value = x + r * 2 * d, *gate = value + d, *gr = g + r * d;
+        float *dvalue = dx + r * 2 * d, *dgate = dvalue + d;
+        for (size_t j = 0; j < d; j++) {
+            float cdf = 0.5f * (1.0f + fast_erf(gate[j] * 0.70710678118654752f));
+            float pdf = fast_exp(-0.5f * gate[j] * gate[j]) * 0.39894228040143268f;
+            dvalue[j] = gr[j] * gate[j] * cdf;
+            dgate[j] = gr[j] * value[j] * (cdf + gate[j] * pdf);
+        }
+    }
+}

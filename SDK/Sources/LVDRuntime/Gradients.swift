@@ -17,7 +17,7 @@ enum Op {
     case pad([(Int, Int)])
     // Elementwise
     case add, sub, mul, div, maximum
-    case neg, exp, log, sqrt, sin, cos, tanh, abs, relu, sigmoid, silu, gelu
+    case neg, exp, log, sqrt, sin, cos, tanh, abs, relu, sigmoid, silu, gelu, geglu
     case pow(Float)
     case whereMask(Tensor)
     // Reductions and selection
@@ -58,6 +58,7 @@ enum Op {
         case .sigmoid: return "sigmoid"
         case .silu: return "silu"
         case .gelu: return "gelu"
+        case .geglu: return "geglu"
         case .pow: return "pow"
         case .whereMask: return "where"
         case .sum: return "sum"
@@ -138,6 +139,15 @@ enum Gradients {
         case .gelu:
             if let fast = try vectorisedGrad(g, x[0], lvdk_gelu_grad) { return [fast] }
             return [try Tensor.mapBinary(g, x[0], "backward", .copy, Kernel.GELUGrad())]
+        case .geglu:
+            let gc = try g.contiguous(), xc = try x[0].contiguous()
+            let d = gc.shape[gc.rank - 1], rows = d == 0 ? 0 : gc.count / d
+            let dx = try Tensor.empty(x[0].shape)
+            let pg = gc.floats, px = xc.floats, out = dx.floats
+            Parallel.forEachChunk(rows, grain: Swift.max(1, 16_384 / Swift.max(d, 1))) { range in
+                lvdk_geglu_grad_rows(pg + range.lowerBound * d, px + range.lowerBound * 2 * d, out + range.lowerBound * 2 * d, range.count, d)
+            }
+            return [dx]
         case .pow(let p):
             return [try zip(g, x[0]) { g, x in g * p * powf(x, p - 1) }]
         case .whereMask(let mask):

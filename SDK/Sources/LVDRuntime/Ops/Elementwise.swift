@@ -132,10 +132,23 @@ extension Tensor {
     /// QuickGELU of CLIP: x · sigmoid(1.702 x).
     public func quickGELU() throws(TensorError) -> Tensor { try self * (self * 1.702).sigmoid() }
 
-    /// GEGLU's gate: the last axis splits into (value, gate), result value · gelu(gate).
+    /// GEGLU's gate: the last axis splits into (value, gate), result value · gelu(gate). One fused
+    /// pass (the gate is a strided half of the input, which would miss the vector GELU kernel).
     public func geglu() throws(TensorError) -> Tensor {
-        let halves = try chunked(2, axis: -1)
-        return try halves[0] * halves[1].gelu()
+        try requireF32("geglu")
+        guard rank >= 1, shape[rank - 1] % 2 == 0 else {
+            throw .invalidArgument(op: "geglu", "last extent \(shape.last ?? 0) must be even")
+        }
+        let source = try GradMode.withoutGrad { () throws(TensorError) in try self.detached().contiguous() }
+        let d = shape[rank - 1] / 2, rows = d == 0 ? 0 : count / (2 * d)
+        var outShape = shape
+        outShape[rank - 1] = d
+        let output = try Tensor.empty(outShape)
+        let src = source.floats, dst = output.floats
+        Parallel.forEachChunk(rows, grain: Swift.max(1, 16_384 / Swift.max(d, 1))) { range in
+            lvdk_geglu_rows(src + range.lowerBound * 2 * d, dst + range.lowerBound * d, range.count, d)
+        }
+        return Tensor.record(output, .geglu, [self])
     }
 
     // MARK: Selection
