@@ -67,6 +67,21 @@ final class RuntimeBehaviourTests: XCTestCase {
         XCTAssertTrue(recorded.requiresGrad, "with the tape on, the same op records")
     }
 
+    func testBufferPoolReusesLargeBuffersAndDrains() throws {
+        BufferPool.shared.drain()
+        XCTAssertEqual(BufferPool.shared.cachedBytes, 0)
+        var address: UnsafeMutableRawPointer?
+        do {
+            let big = try Tensor.zeros([1 << 18]) // 1 MiB: large enough to be kept
+            address = big.storage.bytes
+        }
+        XCTAssertEqual(BufferPool.shared.cachedBytes, 1 << 20, "freed large buffers are cached")
+        let again = try Tensor.empty([1 << 18])
+        XCTAssertEqual(again.storage.bytes, address, "the same size is served from the cache")
+        XCTAssertEqual(BufferPool.shared.cachedBytes, 0)
+        BufferPool.shared.drain()
+    }
+
     func testHalfPrecisionConversions() throws {
         let values: [Float] = [1, -2.5, 65504, 1e-8, 0.1]
         let x = try Tensor(values, shape: [5])

@@ -41,10 +41,6 @@ enum Kernel {
         let p: Float
         @inline(__always) func callAsFunction(_ x: Float) -> Float { powf(x, p) }
     }
-    struct Scale: UnaryKernel {
-        let s: Float
-        @inline(__always) func callAsFunction(_ x: Float) -> Float { x * s }
-    }
 
     // Backward rules that take (gradient, input or output).
     struct SiLUGrad: BinaryKernel {
