@@ -134,7 +134,9 @@ struct BenchCase {
             cases.append(BenchCase(name: "conv3x3 \(channels)@\(size) bwd input", op: "conv2d", direction: "backward-input", shapes: shapes, gflop: flop))
         }
         // UNet attention: spatial self-attention at 32×32 and 16×16, cross-attention to 77 tokens.
-        for (label, batch, lq, lk, d) in [("self 32×32", 10, 1024, 1024, 64), ("self 16×16", 20, 256, 256, 64), ("cross 32×32", 10, 1024, 77, 64)] {
+        // Temporal attention: every (position, head) attends over 16 frames (32×32 latents, 5 heads).
+        for (label, batch, lq, lk, d) in [("self 32×32", 10, 1024, 1024, 64), ("self 16×16", 20, 256, 256, 64), ("cross 32×32", 10, 1024, 77, 64),
+                                          ("temporal 16f", 5120, 16, 16, 64)] {
             let flop = 4.0 * Double(batch * lq * lk * d) / 1e9
             let shapes = [[batch, lq, d], [batch, lk, d], [batch, lk, d]]
             cases.append(BenchCase(name: "attention \(label)", op: "attention", direction: "forward", shapes: shapes, gflop: flop))
