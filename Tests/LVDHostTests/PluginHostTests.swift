@@ -415,3 +415,19 @@ final class ModelInfoCommandTests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("/nonexistent/model/model_index.json: cannot read (missing?)"), missing.stderr)
     }
 }
+
+final class BenchCommandTests: XCTestCase {
+    func testUNetBenchReportsTimesAndPeakMemoryForBothPasses() throws {
+        let result = try lvd(["bench", "unet", "--config", "tiny", "--frames", "2", "--size", "8x8", "--batch", "1", "--json"])
+        XCTAssertEqual(result.status, 0, result.output)
+        let rows = try XCTUnwrap(try JSONValue.parse(result.stdout).objectValue?["results"]?.arrayValue?.compactMap(\.objectValue))
+        XCTAssertEqual(rows.map { $0["direction"]?.stringValue }, ["forward", "backward-to-input"])
+        for row in rows {
+            XCTAssertGreaterThan(row["seconds"]?.numberValue ?? 0, 0)
+            XCTAssertGreaterThan(row["peak_rss"]?.numberValue ?? 0, 1 << 20, "peak RSS read from /proc/self/status")
+        }
+        let bad = try lvd(["bench", "unet", "--size", "8by8"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--size must be HxW"), bad.stderr)
+    }
+}
