@@ -417,6 +417,15 @@ final class ModelInfoCommandTests: XCTestCase {
 }
 
 final class BenchCommandTests: XCTestCase {
+    func testPeakMemoryParsesEveryPadding() {
+        // /proc pads the number after the tab to eight columns.
+        XCTAssertEqual(ProcessMemory.peakResidentBytes(status: "VmPeak:\t 1 kB\nVmHWM:\t  102400 kB\n"), 102_400 * 1024)
+        XCTAssertEqual(ProcessMemory.peakResidentBytes(status: "VmHWM:\t 6543212 kB\n"), 6_543_212 * 1024)
+        XCTAssertEqual(ProcessMemory.peakResidentBytes(status: "VmHWM:\t15066224 kB\n"), 15_066_224 * 1024)
+        XCTAssertEqual(ProcessMemory.peakResidentBytes(status: "VmRSS:\t 1 kB\n"), 0)
+        XCTAssertGreaterThan(ProcessMemory.peakResidentBytes, 1 << 20, "this process")
+    }
+
     func testUNetBenchReportsTimesAndPeakMemoryForBothPasses() throws {
         let result = try lvd(["bench", "unet", "--config", "tiny", "--frames", "2", "--size", "8x8", "--batch", "1", "--json"])
         XCTAssertEqual(result.status, 0, result.output)
@@ -424,7 +433,7 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertEqual(rows.map { $0["direction"]?.stringValue }, ["forward", "backward-to-input"])
         for row in rows {
             XCTAssertGreaterThan(row["seconds"]?.numberValue ?? 0, 0)
-            XCTAssertGreaterThan(row["peak_rss"]?.numberValue ?? 0, 1 << 20, "peak RSS read from /proc/self/status")
+            XCTAssertGreaterThan(row["peak_rss"]?.numberValue ?? 0, Double(1 << 20), "peak RSS read from /proc/self/status")
         }
         let bad = try lvd(["bench", "unet", "--size", "8by8"])
         XCTAssertNotEqual(bad.status, 0)

@@ -88,3 +88,20 @@ public enum InterruptHandler {
         source = signals
     }
 }
+
+/// This process's memory figures from /proc/self/status.
+public enum ProcessMemory {
+    /// Peak resident set size in bytes (VmHWM), 0 when unknown.
+    public static var peakResidentBytes: Int {
+        guard let handle = FileHandle(forReadingAtPath: "/proc/self/status") else { return 0 }
+        return peakResidentBytes(status: String(decoding: handle.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    /// VmHWM from a status text: "VmHWM:\t  123456 kB" — the padding after the tab shrinks as the
+    /// number grows, down to none at eight digits.
+    public static func peakResidentBytes(status: String) -> Int {
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
+        let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        return (fields.count > 1 ? Int(fields[1]) ?? 0 : 0) * 1024
+    }
+}

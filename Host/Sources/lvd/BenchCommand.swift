@@ -343,14 +343,7 @@ extension Bench {
             return try runReference(python, script: "bench_unet_torch.py", input: .object(job))
         }
 
-        private func peakRSS() -> Int {
-            guard let handle = FileHandle(forReadingAtPath: "/proc/self/status") else { return 0 }
-            let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
-            // "VmHWM:\t 123456 kB": the padding after the tab shrinks as the number grows.
-            let line = text.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            return (fields.count > 1 ? Int(fields[1]) ?? 0 : 0) * 1024
-        }
+        private func peakRSS() -> Int { ProcessMemory.peakResidentBytes }
 
         private func gib(_ bytes: Int) -> String { String(format: "%.2f GiB", Double(bytes) / Double(1 << 30)) }
 
