@@ -148,6 +148,10 @@ def main(root):
                          [("boxes", boxes), ("masks", masks), ("embeddings", embeddings), ("visual", visual),
                           ("objects", objects), ("fused", fused)]}
     json.dump(outputs, open(os.path.join(root, "tiny-outputs.json"), "w"))
+    json.dump({"_class_name": "TextToVideoSDPipeline", "_diffusers_version": "0.42.1",
+               "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+               "unet": ["diffusers", "UNet3DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]},
+              open(os.path.join(pipeline, "model_index.json"), "w"), indent=2)
     print("written", pipeline)
 
 

@@ -440,3 +440,16 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("--size must be HxW"), bad.stderr)
     }
 }
+
+final class ModelInfoWeightsTests: XCTestCase {
+    func testModelInfoReadsWeightHeaders() throws {
+        let pipeline = TestPaths.repoRoot + "/Tests/LVDModelsTests/Fixtures/tiny-pipeline"
+        let result = try lvd(["model", "info", pipeline, "--json"])
+        XCTAssertEqual(result.status, 0, result.output)
+        let components = try XCTUnwrap(try JSONValue.parse(result.stdout).objectValue?["components"]?.arrayValue?.compactMap(\.objectValue))
+        let unet = try XCTUnwrap(components.first { $0["name"] == .string("unet") })
+        XCTAssertEqual(unet["from_weights"], .bool(true))
+        XCTAssertEqual(unet["dtypes"], .array([.string("F16")]))
+        XCTAssertEqual(unet["parameters"]?.intValue, 400_068)
+    }
+}

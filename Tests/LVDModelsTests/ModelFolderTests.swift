@@ -1,5 +1,6 @@
 import Foundation
 import LVDModels
+import LVDRuntime
 import XCTest
 
 final class ModelFolderTests: XCTestCase {
@@ -91,5 +92,57 @@ final class ModelFolderTests: XCTestCase {
         try write("unet/diffusion_pytorch_model.safetensors.index.json", #"{"weight_map": {"conv_in.weight": "part-1.safetensors"}}"#)
         XCTAssertEqual(error { _ = try ModelFolder(path: temp.path) },
                        "\(temp.path)/unet/diffusion_pytorch_model.safetensors.index.json: shard 'part-1.safetensors' is missing")
+    }
+}
+
+final class TinyPipelineFolderTests: XCTestCase {
+    static let pipeline = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/tiny-pipeline").path
+
+    func testWeightHeadersAgreeWithTheArchitectureTheConfigsDescribe() throws {
+        let folder = try ModelFolder(path: Self.pipeline)
+        XCTAssertEqual(folder.components.map(\.name).sorted(), ["text_encoder", "tokenizer", "unet", "vae"])
+        let built: [ModelFolder.Kind: Module] = [
+            .unet3d: try UNet3DConditionModel(try ModelFolder.configuration(UNet3DConfiguration.self, in: folder[.unet3d]!.folder)),
+            .clipText: try CLIPTextModel(try ModelFolder.configuration(CLIPTextConfiguration.self, in: folder[.clipText]!.folder)),
+            .vae: try AutoencoderKL(try ModelFolder.configuration(AutoencoderKLConfiguration.self, in: folder[.vae]!.folder)),
+        ]
+        for (kind, module) in built {
+            let summary = try XCTUnwrap(try folder.summary(folder[kind]!))
+            XCTAssertTrue(summary.fromWeights, "\(kind)")
+            XCTAssertEqual(summary.dtypes.keys.sorted(), ["F16"], "\(kind)")
+            XCTAssertEqual(summary.parameters, module.parameterCount, "\(kind)")
+        }
+    }
+
+    func testShardedWeightsLoadLikeOneFile() throws {
+        let source = Self.pipeline + "/vae"
+        let file = try SafetensorsFile(path: source + "/diffusion_pytorch_model.safetensors")
+        let names = file.entries.keys.sorted()
+        let halves = [Array(names.prefix(names.count / 2)), Array(names.dropFirst(names.count / 2))]
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lvd-shards-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.copyItem(atPath: source + "/config.json", toPath: folder.appendingPathComponent("config.json").path)
+        var weightMap: [String] = []
+        for (index, keys) in halves.enumerated() {
+            let shard = "diffusion_pytorch_model-0000\(index + 1)-of-00002.safetensors"
+            var header: [String] = [], data: [UInt8] = []
+            for name in keys {
+                let values = try file.tensor(name).toArray()
+                header.append("\"\(name)\": {\"dtype\": \"F32\", \"shape\": \(file.entries[name]!.shape), \"data_offsets\": [\(data.count), \(data.count + values.count * 4)]}")
+                data += values.flatMap { v in withUnsafeBytes(of: v) { Array($0) } }
+                weightMap.append("\"\(name)\": \"\(shard)\"")
+            }
+            try Data(SafetensorsTests.build(header: "{" + header.joined(separator: ", ") + "}", data: data))
+                .write(to: folder.appendingPathComponent(shard))
+        }
+        try "{\"metadata\": {}, \"weight_map\": {\(weightMap.joined(separator: ", "))}}"
+            .write(to: folder.appendingPathComponent("diffusion_pytorch_model.safetensors.index.json"), atomically: true, encoding: .utf8)
+
+        let sharded = try AutoencoderKL.load(folder: folder.path), whole = try AutoencoderKL.load(folder: source)
+        let latents = try Noise.randn([1, 4, 4, 4], seed: 9)
+        try GradMode.withoutGrad {
+            XCTAssertEqual(try sharded.decode(latents).toArray(), try whole.decode(latents).toArray())
+        }
     }
 }
