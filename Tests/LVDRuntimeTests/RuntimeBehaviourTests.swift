@@ -176,3 +176,22 @@ final class ThreadedKernelTests: XCTestCase {
         }
     }
 }
+
+final class WinogradGradientTests: XCTestCase {
+    /// Guidance's case: frozen weights, gradient to the input only — dX via Winograd (a flipped
+    /// convolution) against the im2col path.
+    func testInputOnlyGradientMatchesIm2col() throws {
+        let x = try Noise.randn([26, 8, 7, 9], seed: 1), w = try Noise.randn([8, 8, 3, 3], seed: 2)
+        let seed = try Noise.randn([26, 8, 7, 9], seed: 3)
+        func inputGradient(winograd: Bool) throws -> [Float] {
+            Conv2dSettings.winograd = winograd
+            defer { Conv2dSettings.winograd = true }
+            let input = x.detached().requiringGrad()
+            try input.conv2d(weight: w, padding: (1, 1)).backward(seed: seed)
+            XCTAssertNil(w.grad, "the weight needs no gradient")
+            return try XCTUnwrap(input.grad).toArray()
+        }
+        let fast = try inputGradient(winograd: true), reference = try inputGradient(winograd: false)
+        XCTAssertLessThan(zip(fast, reference).map { Swift.abs($0 - $1) }.max()!, 1e-3)
+    }
+}

@@ -153,40 +153,55 @@ fileprivate final class Registry {
 
 fileprivate func permanentCString(_ string: String) -> UnsafePointer<CChar> { UnsafePointer(strdup(string)!) }
 
-/// Boxes a Swift instance behind an opaque C handle.
-fileprivate final class PlannerBox {
-    let planner: any PlannerPlugin
-    init(_ planner: any PlannerPlugin) { self.planner = planner }
+/// The shared body of every interface's `create`: `build` makes the Swift plugin object for the
+/// table (nil when the table is not one of this library's), and a retained reference to it becomes
+/// the opaque instance handle.
+fileprivate func createInstance(_ table: UnsafeRawPointer?, _ host: UnsafePointer<lvd_host>?, _ paramsJSON: UnsafePointer<CChar>?,
+                                _ out: UnsafeMutablePointer<OpaquePointer?>?, _ error: UnsafeMutablePointer<lvd_error>?, kind: String,
+                                build: (UnsafeRawPointer, UnsafePointer<lvd_host>, JSONObject) throws -> AnyObject?) -> lvd_status {
+    guard let table, let host, let out else {
+        return lvd_error_set_message(error, LVD_ERR_INVALID_ARGUMENT, "create: NULL argument")
+    }
+    do {
+        guard let instance = try build(table, host, try parseParams(paramsJSON)) else {
+            return lvd_error_set_message(error, LVD_ERR_INVALID_ARGUMENT, "create: unknown \(kind) table")
+        }
+        out.pointee = OpaquePointer(Unmanaged.passRetained(instance).toOpaque())
+        return LVD_OK
+    } catch let thrown {
+        let (status, message) = statusAndMessage(of: thrown)
+        return lvd_error_set_message(error, status, message)
+    }
+}
+
+/// The plugin object behind an instance handle made by `createInstance`.
+fileprivate func instanceObject(_ instance: OpaquePointer) -> AnyObject {
+    Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(instance)).takeUnretainedValue()
+}
+
+/// The shared `destroy`: drops the reference `createInstance` handed out.
+fileprivate func releaseInstance(_ instance: OpaquePointer?) {
+    guard let instance else { return }
+    Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(instance)).release()
 }
 
 fileprivate let plannerTable = lvd_planner(
     struct_size: UInt32(MemoryLayout<lvd_planner>.size),
     plugin_data: nil,
     create: { table, host, paramsJSON, out, error in
-        guard let table, let host, let out else {
-            return lvd_error_set_message(error, LVD_ERR_INVALID_ARGUMENT, "create: NULL argument")
-        }
-        guard let type = registry?.plannerTypes[UnsafeRawPointer(table)] else {
-            return lvd_error_set_message(error, LVD_ERR_INVALID_ARGUMENT, "create: unknown planner table")
-        }
-        do {
-            let params = try parseParams(paramsJSON)
-            let context = HostContext(raw: host, source: type.info.id)
-            let box = PlannerBox(try type.init(host: context, params: params))
-            out.pointee = OpaquePointer(Unmanaged.passRetained(box).toOpaque())
-            return LVD_OK
-        } catch let thrown {
-            let (status, message) = statusAndMessage(of: thrown)
-            return lvd_error_set_message(error, status, message)
+        createInstance(table.map(UnsafeRawPointer.init), host, paramsJSON, out, error, kind: "planner") { table, host, params in
+            guard let type = registry?.plannerTypes[table] else { return nil }
+            return try type.init(host: HostContext(raw: host, source: type.info.id), params: params)
         }
     },
     plan: { instance, request, layoutJSON, error in
         guard let instance, let request, let layoutJSON, let prompt = request.pointee.prompt else {
             return lvd_error_set_message(error, LVD_ERR_INVALID_ARGUMENT, "plan: NULL argument")
         }
-        let box = Unmanaged<PlannerBox>.fromOpaque(UnsafeRawPointer(instance)).takeUnretainedValue()
+        // Made by createInstance from a PlannerPlugin type of this library.
+        let planner = instanceObject(instance) as! any PlannerPlugin
         do {
-            let layout = try box.planner.plan(prompt: String(cString: prompt))
+            let layout = try planner.plan(prompt: String(cString: prompt))
             layoutJSON.pointee = strdup(layout)
             return LVD_OK
         } catch let thrown {
@@ -195,48 +210,30 @@ fileprivate let plannerTable = lvd_planner(
         }
     },
     free_string: { _, string in free(string) },
-    destroy: { instance in
-        guard let instance else { return }
-        Unmanaged<PlannerBox>.fromOpaque(UnsafeRawPointer(instance)).release()
-    })
-
-fileprivate final class MethodBox {
-    let method: any MethodPlugin
-    init(_ method: any MethodPlugin) { self.method = method }
-}
+    destroy: { releaseInstance($0) })
 
 fileprivate let methodTable = lvd_method(
     struct_size: UInt32(MemoryLayout<lvd_method>.size),
     plugin_data: nil,
     create: { table, host, paramsJSON, out, error in
-        guard let table, let host, let out else {
-            return lvd_error_set_message(error, LVD_ERR_INVALID_ARGUMENT, "create: NULL argument")
-        }
-        guard let type = registry?.methodTypes[UnsafeRawPointer(table)] else {
-            return lvd_error_set_message(error, LVD_ERR_INVALID_ARGUMENT, "create: unknown method table")
-        }
-        do {
-            let params = try parseParams(paramsJSON)
-            let box = MethodBox(try type.init(host: HostContext(raw: host, source: type.info.id), params: params))
-            out.pointee = OpaquePointer(Unmanaged.passRetained(box).toOpaque())
-            return LVD_OK
-        } catch let thrown {
-            let (status, message) = statusAndMessage(of: thrown)
-            return lvd_error_set_message(error, status, message)
+        createInstance(table.map(UnsafeRawPointer.init), host, paramsJSON, out, error, kind: "method") { table, host, params in
+            guard let type = registry?.methodTypes[table] else { return nil }
+            return try type.init(host: HostContext(raw: host, source: type.info.id), params: params)
         }
     },
     generate: { instance, request, video, error in
         guard let instance, let request, let video, let prompt = request.pointee.prompt else {
             return lvd_error_set_message(error, LVD_ERR_INVALID_ARGUMENT, "generate: NULL argument")
         }
-        let box = Unmanaged<MethodBox>.fromOpaque(UnsafeRawPointer(instance)).takeUnretainedValue()
+        // Made by createInstance from a MethodPlugin type of this library.
+        let method = instanceObject(instance) as! any MethodPlugin
         let raw = request.pointee
         let swiftRequest = MethodRequest(
             prompt: String(cString: prompt), negativePrompt: raw.negative_prompt.map { String(cString: $0) },
             layoutJSON: raw.layout_json.map { String(cString: $0) }, seed: raw.seed, frames: Int(raw.frames),
             width: Int(raw.width), height: Int(raw.height), steps: Int(raw.steps), pipeline: raw.pipeline)
         do {
-            let result = try box.method.generate(swiftRequest)
+            let result = try method.generate(swiftRequest)
             // The caller receives its own reference; the Swift value releases ours.
             let status = result.runtime.api.pointee.retain(result.handle.raw, error)
             guard status == LVD_OK else { return status }
@@ -247,10 +244,7 @@ fileprivate let methodTable = lvd_method(
             return lvd_error_set_message(error, status, message)
         }
     },
-    destroy: { instance in
-        guard let instance else { return }
-        Unmanaged<MethodBox>.fromOpaque(UnsafeRawPointer(instance)).release()
-    })
+    destroy: { releaseInstance($0) })
 
 fileprivate func parseParams(_ text: UnsafePointer<CChar>?) throws -> JSONObject {
     guard let text else { return JSONObject() }

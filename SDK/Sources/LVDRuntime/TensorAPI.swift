@@ -22,8 +22,11 @@ public enum TensorAPI {
                 if rank > 0 && shape == nil { return fail(err, LVD_ERR_INVALID_ARGUMENT, "create: shape is NULL") }
                 let extents = (0..<Int(rank)).map { Int(shape![$0]) }
                 do {
-                    let tensor = try Tensor.zeros(extents, dtype: type)
-                    if let data { tensor.storage.bytes.copyMemory(from: data, byteCount: tensor.storage.byteCount) }
+                    // Zeros only when there is no data to copy in.
+                    let tensor = try data.map { data throws(TensorError) in
+                        let count = try Tensor.checkedCount(extents) * type.byteSize
+                        return try Tensor.fromBytes(UnsafeRawBufferPointer(start: data, count: count), shape: extents, dtype: type)
+                    } ?? Tensor.zeros(extents, dtype: type)
                     out.pointee = handles.insert(tensor)
                     return LVD_OK
                 } catch {

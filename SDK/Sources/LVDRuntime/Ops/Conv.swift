@@ -160,6 +160,8 @@ func conv2dBackward(_ g: ConvGeometry, x: Tensor, weight: Tensor, dy: Tensor, ne
     }
     let dx = needInput && !flippedInputGrad ? try Tensor.zeros([g.n, g.c, g.h, g.w]) : nil
     let dw = needWeight ? try Tensor.zeros([g.o, g.cg, g.kh, g.kw]) : nil
+    // Nothing left for the im2col loop when Winograd gave dX and no dW is wanted (guidance).
+    guard dx != nil || dw != nil else { return (dxWinograd, nil) }
     let column = try Tensor.empty([g.k, plane])
     for image in 0..<g.n {
         for group in 0..<g.groups {
