@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "lvd", targets: ["lvd"]),
         // In-tree plugins: one dynamic library each, found by plugins.d/<id>.json.
         .library(name: "LVDPlannerFile", type: .dynamic, targets: ["LVDPlannerFile"]),
+        .library(name: "LVDMethodBaseline", type: .dynamic, targets: ["LVDMethodBaseline"]),
         // Test-only plugins (no manifest in plugins.d; the tests write one).
         .library(name: "LVDTestGuidanceProbe", type: .dynamic, targets: ["LVDTestGuidanceProbe"]),
     ],
@@ -49,6 +50,13 @@ let package = Package(
             ],
             path: "Plugins/Planners/File"),
         .target(
+            name: "LVDMethodBaseline",
+            dependencies: [
+                .product(name: "LVDPluginKit", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+            ],
+            path: "Plugins/Methods/Baseline"),
+        .target(
             name: "LVDTestGuidanceProbe",
             dependencies: [
                 .product(name: "LVDPluginKit", package: "SDK"),
@@ -70,6 +78,7 @@ let package = Package(
         .testTarget(
             name: "LVDModelsTests",
             dependencies: [
+                .product(name: "LVDSDK", package: "SDK"),
                 .product(name: "LVDRuntime", package: "SDK"),
                 .product(name: "LVDFormats", package: "SDK"),
             ],

@@ -19,7 +19,7 @@ let package = Package(
         .target(name: "LVDKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=fast"])]),
         .target(name: "LVDRuntime", dependencies: ["LVDSDK", "LVDFormats", "LVDKernels"]),
         // Models in diffusers' structure (one file per model family), in the same shared library.
-        .target(name: "LVDModels", dependencies: ["LVDRuntime", "LVDFormats"]),
+        .target(name: "LVDModels", dependencies: ["LVDRuntime", "LVDFormats", "LVDSDK"]),
         // Built over the C tables only: a Swift plugin links this, never the host.
         .target(name: "LVDPluginKit", dependencies: ["LVDSDK", "LVDFormats"]),
         .target(name: "LVDFormats"),

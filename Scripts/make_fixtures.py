@@ -19,7 +19,7 @@ import shutil
 import sys
 
 import torch
-from diffusers import AutoencoderKL, UNet3DConditionModel
+from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 PROMPTS = ["a red ball moving from the left to the right", "a realistic lively video of a scene with a cat"]
@@ -85,7 +85,7 @@ def main(root):
     unet = UNet3DConditionModel(sample_size=8, in_channels=4, out_channels=4,
                                 down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
                                 up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"), block_out_channels=(16, 32),
-                                layers_per_block=1, norm_num_groups=8, cross_attention_dim=16, attention_head_dim=8).half()
+                                layers_per_block=1, norm_num_groups=8, cross_attention_dim=32, attention_head_dim=8).half()
     # Random weights everywhere (zero-initialised output layers would hide errors).
     with torch.no_grad():
         for p in unet.parameters():
@@ -110,7 +110,7 @@ def main(root):
         module.transformer_blocks[0].attn2.set_processor(captures[name])
     # Small maps keep the fixture small: 4×4 latents, an 8-token context.
     latents = torch.randn(1, 4, 3, 4, 4, requires_grad=True)
-    context = torch.randn(1, 8, 16)
+    context = torch.randn(1, 8, 32)  # the text encoder's width: the folder is one working pipeline
     sample = unet(latents, 500, encoder_hidden_states=context).sample
     projections = {name: torch.randn(c.probs.shape) for name, c in captures.items()}
     energy = sum((captures[name].probs * projections[name]).sum() for name in captures)
@@ -148,7 +148,18 @@ def main(root):
                          [("boxes", boxes), ("masks", masks), ("embeddings", embeddings), ("visual", visual),
                           ("objects", objects), ("fused", fused)]}
     json.dump(outputs, open(os.path.join(root, "tiny-outputs.json"), "w"))
+    # The scheduler ModelScope ships (the reference samples with DPM-Solver++ built from it).
+    DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                  set_alpha_to_one=False, steps_offset=1).save_pretrained(os.path.join(pipeline, "scheduler"))
+    # As the real checkpoints' file (diffusers 0.17): no timestep_spacing, so DPM-Solver++ built from it
+    # keeps its own default (linspace) as in the reference.
+    scheduler_file = os.path.join(pipeline, "scheduler", "scheduler_config.json")
+    scheduler_config = json.load(open(scheduler_file))
+    for key in ("timestep_spacing", "rescale_betas_zero_snr"):
+        scheduler_config.pop(key, None)
+    json.dump(scheduler_config, open(scheduler_file, "w"), indent=2, sort_keys=True)
     json.dump({"_class_name": "TextToVideoSDPipeline", "_diffusers_version": "0.42.1",
+               "scheduler": ["diffusers", "DDIMScheduler"],
                "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
                "unet": ["diffusers", "UNet3DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]},
               open(os.path.join(pipeline, "model_index.json"), "w"), indent=2)

@@ -450,6 +450,6 @@ final class ModelInfoWeightsTests: XCTestCase {
         let unet = try XCTUnwrap(components.first { $0["name"] == .string("unet") })
         XCTAssertEqual(unet["from_weights"], .bool(true))
         XCTAssertEqual(unet["dtypes"], .array([.string("F16")]))
-        XCTAssertEqual(unet["parameters"]?.intValue, 400_068)
+        XCTAssertEqual(unet["parameters"]?.intValue, 402_628)
     }
 }

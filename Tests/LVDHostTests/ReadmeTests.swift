@@ -46,7 +46,8 @@ final class ReadmeTests: XCTestCase {
         environment["LVD_PLUGIN_PATH"] = nil
         let result = try runProcess("/bin/bash", ["-euo", "pipefail", "-c", command], environment: environment, directory: copy)
         XCTAssertEqual(result.status, 0, String(result.output.suffix(4000)))
-        XCTAssertTrue(result.stdout.contains("file  planner"), result.stdout)
+        XCTAssertTrue(result.stdout.lines(containing: "libLVDPlannerFile.so").contains { $0.hasPrefix("file ") && $0.contains(" planner ") }, result.stdout)
+        XCTAssertTrue(result.stdout.contains("ok    baseline (method"), result.stdout)
         XCTAssertTrue(result.stdout.contains("\(copy)/plugins.d (source tree)"), result.stdout)
         XCTAssertTrue(result.stdout.contains(" 0 failed"), result.stdout)
     }

@@ -100,7 +100,7 @@ final class TinyPipelineFolderTests: XCTestCase {
 
     func testWeightHeadersAgreeWithTheArchitectureTheConfigsDescribe() throws {
         let folder = try ModelFolder(path: Self.pipeline)
-        XCTAssertEqual(folder.components.map(\.name).sorted(), ["text_encoder", "tokenizer", "unet", "vae"])
+        XCTAssertEqual(folder.components.map(\.name).sorted(), ["scheduler", "text_encoder", "tokenizer", "unet", "vae"])
         let built: [ModelFolder.Kind: Module] = [
             .unet3d: try UNet3DConditionModel(try ModelFolder.configuration(UNet3DConfiguration.self, in: folder[.unet3d]!.folder)),
             .clipText: try CLIPTextModel(try ModelFolder.configuration(CLIPTextConfiguration.self, in: folder[.clipText]!.folder)),

@@ -1,4 +1,5 @@
 import Foundation
+import LVDModels
 import LVDRuntime
 import LVDSDK
 import Logging
@@ -23,7 +24,8 @@ public final class HostServices: @unchecked Sendable {
 
     private init() {
         logger = Logger(label: "lvd.plugin")
-        extensions = [LVD_TENSOR_EXTENSION_ID: UnsafeRawPointer(TensorAPI.table)]
+        extensions = [LVD_TENSOR_EXTENSION_ID: UnsafeRawPointer(TensorAPI.table),
+                      LVD_MODEL_EXTENSION_ID: UnsafeRawPointer(ModelAPI.table)]
         let host = UnsafeMutablePointer<lvd_host>.allocate(capacity: 1)
         host.initialize(to: lvd_host(
             struct_size: UInt32(MemoryLayout<lvd_host>.size),

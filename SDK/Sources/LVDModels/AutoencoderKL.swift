@@ -201,11 +201,22 @@ public final class AutoencoderKL: Module {
         try decoder(postQuantConv(latents * (1 / configuration.scalingFactor)))
     }
 
-    /// The mean of the latent distribution of images (N, 3, H, W) in [−1, 1], times the scaling
-    /// factor (deterministic: the distribution's mode).
-    public func encode(_ images: Tensor) throws(TensorError) -> Tensor {
+    /// Latents of images (N, 3, H, W) in [−1, 1], times the scaling factor: the mean of the
+    /// latent distribution (its mode), or with `noise` (N, C, H/8, W/8) a sample of it,
+    /// mean + exp(½·clamp(logvar, −30, 20))·noise (diffusers' DiagonalGaussianDistribution).
+    public func encode(_ images: Tensor, noise: Tensor? = nil) throws(TensorError) -> Tensor {
         let moments = try quantConv(encoder(images))
-        return try moments.sliced(axis: 1, start: 0, end: configuration.latentChannels) * configuration.scalingFactor
+        let c = configuration.latentChannels
+        var latents = try moments.sliced(axis: 1, start: 0, end: c)
+        if let noise {
+            guard noise.shape == latents.shape else {
+                throw .invalidArgument(op: "vae_encode", "noise \(noise.shape) does not match the latents \(latents.shape)")
+            }
+            let logVariance = try moments.sliced(axis: 1, start: c, end: 2 * c)
+            let clamped = try Tensor.maximum(Tensor.maximum(logVariance, Tensor.scalar(-30)) * -1, Tensor.scalar(-20)) * -1
+            latents = try latents + (clamped * 0.5).exp() * noise
+        }
+        return try latents * configuration.scalingFactor
     }
 
     /// Video frames from decoded images: v = clamp(x/2 + 0.5, 0, 1), uint8 = trunc(255·v)

@@ -419,6 +419,9 @@ public final class UNet3DConditionModel: Module {
             try positionNet.map { net throws(TensorError) in try net(boxes: g.boxes, masks: g.masks, embeddings: g.embeddings) }
         }
         var captured: [AttentionKey: Tensor] = [:]
+        if let unknown = capture.subtracting(attentionKeys).first {
+            throw .invalidArgument(op: "unet", "no cross-attention layer \(unknown.name) to capture (this UNet has \(attentionKeys.map(\.name).joined(separator: " ")))")
+        }
 
         // b c f h w -> b f c h w -> (b f) c h w
         var x = try convIn(latents.permuted([0, 2, 1, 3, 4]).reshaped([b * frames, c, h, w]))
@@ -457,6 +460,15 @@ public final class UNet3DConditionModel: Module {
         // (b f) c h w -> b f c h w -> b c f h w
         let sample = try x.reshaped([b, frames, x.shape[1], h, w]).permuted([0, 2, 1, 3, 4])
         return Output(sample: sample, attention: captured)
+    }
+
+    /// Every spatial cross-attention layer, in forward order: the keys `capture` accepts.
+    public var attentionKeys: [AttentionKey] {
+        var keys: [AttentionKey] = []
+        for (index, block) in downBlocks.enumerated() { keys += block.attentions.indices.map { AttentionKey(.down, index, $0) } }
+        keys += midBlock.attentions.indices.map { AttentionKey(.mid, 0, $0) }
+        for (index, block) in upBlocks.enumerated() { keys += block.attentions.indices.map { AttentionKey(.up, index, $0) } }
+        return keys
     }
 
     /// The UNet of a diffusers folder: config.json and safetensors weights, loaded strictly

@@ -26,7 +26,7 @@ public final class TensorRuntime: @unchecked Sendable {
     }
 
     /// Runs `body` in a no-grad scope of this thread: nothing recorded, nothing kept.
-    public func withoutGrad<R>(_ body: () throws -> R) rethrows -> R {
+    public func withoutGrad<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
         api.pointee.no_grad_begin()
         defer { api.pointee.no_grad_end() }
         return try body()
@@ -159,4 +159,20 @@ public struct Tensor: @unchecked Sendable {
         let list = axes.map { "\"axes\": [\($0.map(String.init).joined(separator: ", "))], " } ?? ""
         return "{\(list)\"keepdims\": \(keepDims)}"
     }
+}
+
+extension Tensor {
+    /// `tensors` joined along `axis`.
+    public static func concat(_ tensors: [Tensor], axis: Int) throws(PluginError) -> Tensor {
+        guard let first = tensors.first else { throw PluginError.invalidArgument("concat of no tensors") }
+        return try first.op("concat", Array(tensors.dropFirst()), attributes: "{\"axis\": \(axis)}")
+    }
+
+    /// Elements start..<end along `axis` (a view).
+    public func sliced(axis: Int, start: Int, end: Int) throws(PluginError) -> Tensor {
+        try op("slice", attributes: "{\"axis\": \(axis), \"start\": \(start), \"end\": \(end)}")
+    }
+
+    /// The same values, cut from the autodiff tape.
+    public func detached() throws(PluginError) -> Tensor { try op("detach") }
 }

@@ -28,6 +28,13 @@ LVD_ASSERT_OFFSET(lvd_method_request, pipeline, 56);
 LVD_ASSERT_OFFSET(lvd_method, destroy, 32);
 LVD_ASSERT_OFFSET(lvd_tensor_api, live_count, 48);
 LVD_ASSERT_OFFSET(lvd_tensor_api, no_grad_end, 112);
+LVD_ASSERT_OFFSET(lvd_unet_call, timestep, 16);
+LVD_ASSERT_OFFSET(lvd_unet_call, capture_count, 40);
+LVD_ASSERT_OFFSET(lvd_unet_call, grounding_embeddings, 64);
+_Static_assert(sizeof(lvd_unet_call) == 72, "lvd_unet_call 1.0 is 72 bytes");
+LVD_ASSERT_OFFSET(lvd_model_api, pipeline_load, 8);
+LVD_ASSERT_OFFSET(lvd_model_api, unet, 64);
+LVD_ASSERT_OFFSET(lvd_model_api, randn, 128);
 #endif
 
 // The version the SDK library was built with, for diagnostics (`lvd plugins check`).

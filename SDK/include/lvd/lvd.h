@@ -8,6 +8,7 @@
  *   planner.h  "lvd.planner/1"
  *   method.h   "lvd.method/1"
  *   tensor.h   "lvd.tensor/1"
+ *   model.h    "lvd.model/1"
  */
 #ifndef LVD_LVD_H
 #define LVD_LVD_H
@@ -19,5 +20,6 @@
 #include "planner.h"
 #include "tensor.h"
 #include "method.h"
+#include "model.h"
 
 #endif /* LVD_LVD_H */

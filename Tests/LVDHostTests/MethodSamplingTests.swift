@@ -1,0 +1,89 @@
+import Foundation
+import LVDFormats
+import LVDHost
+import LVDModels
+import LVDRuntime
+import LVDSDK
+import Synchronization
+import XCTest
+
+/// Method plugins on a real (tiny) pipeline through both tables: the host loads the pipeline
+/// with lvd.model/1, the plugin library — built over LVDPluginKit's Sampler only — encodes,
+/// samples and decodes through lvd.model/1 and lvd.tensor/1.
+final class MethodSamplingTests: XCTestCase {
+    static let pipelinePath = TestPaths.repoRoot + "/Tests/LVDModelsTests/Fixtures/tiny-pipeline"
+
+    func method(_ id: String, library: String, params: [String] = []) throws -> MethodInstance {
+        let temp = try TempDir()
+        try Fixture.writeManifest(in: temp.path, id: id, kind: "method", library: TestPaths.products + "/" + library)
+        let catalog = PluginCatalog(searchPath: .standard(pluginPaths: [temp.path], environment: ["HOME": TestConfigHome.path]))
+        let plugin = try PluginLoader().load(catalog.require(id: id, kind: .method))
+        return try MethodInstance(plugin: plugin, params: try plugin.resolveParams(params))
+    }
+
+    func loadPipeline() throws -> OpaquePointer {
+        var pipeline: OpaquePointer?
+        var error = lvd_error()
+        lvd_error_init(&error)
+        XCTAssertEqual(ModelAPI.table.pointee.pipeline_load(Self.pipelinePath, &pipeline, &error), LVD_OK)
+        return try XCTUnwrap(pipeline)
+    }
+
+    /// The same loop written directly on LVDModels: DPM-Solver++ from the folder's configuration,
+    /// CFG 9 over [negative, positive], seeded torch-compatible noise, per-frame decode.
+    func directBaseline(prompt: String, seed: UInt64, frames: Int, size: Int, steps: Int) throws -> [Float] {
+        let pipeline = try Pipeline(path: Self.pipelinePath)
+        return try GradMode.withoutGrad {
+            let scheduler = try pipeline.schedulerConfiguration(className: "DPMSolverMultistepScheduler").makeScheduler(steps: steps)
+            let context = try pipeline.encode(["dull, gray, unrealistic, colorless, blurry, low-quality, weird, abrupt", prompt]).lastHiddenState
+            var latents = try Noise.randn([1, 4, frames, size / 2, size / 2], seed: seed)
+            for (index, t) in scheduler.timesteps.enumerated() {
+                let noise = try pipeline.unet(Tensor.concat([latents, latents], axis: 0), timestep: Float(t), context: context).sample
+                let u = try noise.sliced(axis: 0, start: 0, end: 1), c = try noise.sliced(axis: 0, start: 1, end: 2)
+                latents = try scheduler.step(u + (c - u) * 9, index: index, sample: latents)
+            }
+            return try pipeline.decodeVideo(latents).toArray()
+        }
+    }
+
+    func testBaselineGeneratesThroughTheModelTable() throws {
+        let pipeline = try loadPipeline()
+        defer { _ = ModelAPI.table.pointee.pipeline_release(pipeline, nil) }
+        let baseline = try method("baseline", library: "libLVDMethodBaseline.so")
+        let steps = Mutex(0)
+        HostServices.shared.setProgressHandler { source, done, total, what in
+            if source == "baseline", what == "denoising step", total == 3 { steps.withLock { $0 = Int(done) } }
+        }
+        defer { HostServices.shared.setProgressHandler(nil) }
+        let handlesBefore = TensorAPI.handles.count
+        func generate(seed: UInt64) throws -> [Float] {
+            try baseline.generate(MethodRequest(prompt: "a red ball", seed: seed, frames: 2, width: 16, height: 16,
+                                                steps: 3, pipeline: pipeline)).toArray()
+        }
+        let video = try generate(seed: 5)
+        XCTAssertEqual(steps.withLock { $0 }, 3, "each denoising step reported")
+        XCTAssertEqual(video.count, 2 * 16 * 16 * 3)
+        XCTAssertEqual(try generate(seed: 5), video, "same seed, same video")
+        XCTAssertNotEqual(try generate(seed: 6), video, "another seed, another video")
+        XCTAssertEqual(TensorAPI.handles.count, handlesBefore, "the plugin released every handle it made")
+        let direct = try directBaseline(prompt: "a red ball", seed: 5, frames: 2, size: 16, steps: 3)
+        let worst = zip(video, direct).map { Swift.abs($0 - $1) }.max() ?? 0
+        XCTAssertLessThanOrEqual(worst, 1, "the plugin's loop through the C tables equals the loop on LVDModels")
+        XCTAssertGreaterThan(Set(video).count, 20, "a picture, not a constant")
+    }
+
+    func testBaselineRefusesRequestsItCannotServe() throws {
+        let baseline = try method("baseline", library: "libLVDMethodBaseline.so")
+        XCTAssertThrowsError(try baseline.generate(MethodRequest(prompt: "a dog", seed: 1, frames: 2, width: 16, height: 16, steps: 2))) {
+            XCTAssertTrue("\($0)".contains("no model pipeline in the request"), "\($0)")
+        }
+        let pipeline = try loadPipeline()
+        defer { _ = ModelAPI.table.pointee.pipeline_release(pipeline, nil) }
+        XCTAssertThrowsError(try baseline.generate(MethodRequest(prompt: "a dog", seed: 1, frames: 2, width: 18, height: 16, steps: 2, pipeline: pipeline))) {
+            XCTAssertTrue("\($0)".contains("size 18x16: width and height must be positive multiples of 4"), "\($0)")
+        }
+        XCTAssertThrowsError(try method("baseline", library: "libLVDMethodBaseline.so", params: ["scheduler=Euler"])) {
+            XCTAssertTrue("\($0)".contains("scheduler"), "\($0)")
+        }
+    }
+}
