@@ -46,6 +46,8 @@ def main():
         blocks = {"down": unet.down_blocks, "mid": [unet.mid_block], "up": unet.up_blocks}
         for part, block, layer in job["keys"]:
             blocks[part][block].attentions[layer].transformer_blocks[0].attn2.set_processor(Capture())
+        # diffusers' UNet3DConditionModel has no gradient checkpointing (enable_gradient_checkpointing
+        # refuses it): its backward keeps every activation whatever `recompute` says for ours.
         x = torch.randn(1, 4, f, h, w, requires_grad=True)
         start = time.perf_counter()
         unet(x, 500, encoder_hidden_states=context[:1])

@@ -89,7 +89,7 @@ final class ModelAPITests: XCTestCase {
             try pointers.withUnsafeBufferPointer { keys in
                 var call = lvd_unet_call(struct_size: UInt32(MemoryLayout<lvd_unet_call>.size), latents: latentsHandle,
                                          timestep: reference["timestep"]!.numberValue!, context: contextHandle,
-                                         capture: keys.baseAddress, capture_count: 2,
+                                         capture: keys.baseAddress, capture_count: 2, flags: UInt32(LVD_UNET_RECOMPUTE),
                                          grounding_boxes: nil, grounding_masks: nil, grounding_embeddings: nil)
                 try check { api.unet(pipeline, &call, &noise, &captured, $0) }
             }
@@ -246,7 +246,7 @@ final class ModelAPITests: XCTestCase {
             var captured = [OpaquePointer?](repeating: nil, count: keys.count)
             return copies.map { UnsafePointer<CChar>($0) }.withUnsafeBufferPointer { names in
                 var call = lvd_unet_call(struct_size: UInt32(size), latents: latents, timestep: 10, context: context,
-                                         capture: names.baseAddress, capture_count: UInt32(keys.count),
+                                         capture: names.baseAddress, capture_count: UInt32(keys.count), flags: 0,
                                          grounding_boxes: grounding, grounding_masks: grounding, grounding_embeddings: grounding)
                 let status = api.unet(loaded, &call, &noise, &captured, error)
                 produced += [noise] + captured

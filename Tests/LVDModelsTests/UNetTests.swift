@@ -56,6 +56,23 @@ final class UNetTests: XCTestCase {
         assertClose(try XCTUnwrap(latents.grad).toArray(), floats(reference["latents_grad"]!), "∂(Σ A·R)/∂latents")
     }
 
+    func testRecomputedLayersGiveTheSameGradient() throws {
+        let unet = try UNet3DConditionModel.load(folder: Self.fixtures.appendingPathComponent("tiny-pipeline/unet").path)
+        let reference = try reference()
+        let latents = try tensor(reference["latents"]!).requiringGrad()
+        let keys: [String: AttentionKey] = ["down.0.0": AttentionKey(.down, 0, 0), "up.1.0": AttentionKey(.up, 1, 0)]
+        let output = try unet(latents, timestep: Float(reference["timestep"]!.numberValue!), context: tensor(reference["context"]!),
+                              capture: Set(keys.values), recompute: true)
+        assertClose(output.sample.toArray(), floats(reference["sample"]!.objectValue!["values"]!), "noise prediction")
+        var energy = Tensor.scalar(0)
+        for (name, key) in keys {
+            let captured = try XCTUnwrap(output.attention[key])
+            energy = try energy + (captured * Tensor(floats(reference["projections"]!.objectValue![name]!), shape: captured.shape)).sum()
+        }
+        try energy.backward()
+        assertClose(try XCTUnwrap(latents.grad).toArray(), floats(reference["latents_grad"]!), "∂(Σ A·R)/∂latents with recomputation")
+    }
+
     func testBadInputsAreErrors() throws {
         let unet = try UNet3DConditionModel.load(folder: Self.fixtures.appendingPathComponent("tiny-pipeline/unet").path)
         let context = try Tensor.zeros([1, 8, 16])

@@ -53,6 +53,42 @@ final class RuntimeBehaviourTests: XCTestCase {
         XCTAssertEqual(x.grad?.toArray(), [9], "a second backward adds to .grad")
     }
 
+    func testCheckpointedFunctionsGiveTheSameGradientsAndKeepLess() throws {
+        let w = try Tensor((0..<256).map { Float($0 % 13) / 40 - 0.15 }, shape: [16, 16]).requiringGrad()
+        let other = try Tensor((0..<64).map { Float($0 % 5) / 4 }, shape: [4, 16])
+        let projection = try Tensor((0..<64).map { Float($0 % 7) - 3 }, shape: [4, 16])
+        // Two outputs; a captured parameter (w); an input that needs no gradient (other).
+        let f: ([Tensor]) throws(TensorError) -> [Tensor] = { t throws(TensorError) in
+            [try t[0].matmul(w).gelu().matmul(w).tanh(), try (t[0] * t[1]).softmax(axis: 1)]
+        }
+        func gradients(_ checkpoint: Bool) throws -> (x: [Float], w: [Float], outputs: [[Float]]) {
+            w.grad = nil
+            let x = try Tensor((0..<64).map { Float($0 % 9) / 8 - 0.5 }, shape: [4, 16]).requiringGrad()
+            let outputs = checkpoint ? try Tensor.checkpointed([x, other], f) : try f([x, other])
+            try (outputs[0].sum() + (outputs[1] * projection).sum()).backward()
+            return (try XCTUnwrap(x.grad).toArray(), try XCTUnwrap(w.grad).toArray(), outputs.map { $0.toArray() })
+        }
+        let plain = try gradients(false), checkpointed = try gradients(true)
+        XCTAssertEqual(checkpointed.outputs, plain.outputs, "the same values")
+        for (ours, theirs) in [(checkpointed.x, plain.x), (checkpointed.w, plain.w)] {
+            XCTAssertLessThanOrEqual(zip(ours, theirs).map { Swift.abs($0 - $1) }.max()!, 1e-6, "the same gradients")
+        }
+        XCTAssertGreaterThan(plain.x.map(Swift.abs).max()!, 0)
+
+        // A chain of ten layers: the tape keeps every intermediate buffer; checkpoints keep one per layer.
+        func liveAfterChain(_ checkpoint: Bool) throws -> Int {
+            let baseline = Storage.liveCount
+            var h = try Tensor.full([4, 16], 0.5).requiringGrad()
+            let layer: ([Tensor]) throws(TensorError) -> [Tensor] = { t throws(TensorError) in [try t[0].matmul(w).gelu().matmul(w).tanh()] }
+            for _ in 0..<10 { h = checkpoint ? try Tensor.checkpointed([h], layer)[0] : try layer([h])[0] }
+            let live = Storage.liveCount - baseline
+            try h.sum().backward()
+            return live
+        }
+        let kept = try liveAfterChain(true), tape = try liveAfterChain(false)
+        XCTAssertLessThan(kept * 3, tape * 2, "checkpointing keeps fewer buffers alive (\(kept) vs \(tape))")
+    }
+
     func testNoGradRecordsNothingAndFreesAsItGoes() throws {
         let w = try Tensor.full([64, 64], 0.01).requiringGrad()
         let x = try Tensor.full([8, 64], 1)

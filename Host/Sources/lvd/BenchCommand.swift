@@ -229,6 +229,8 @@ extension Bench {
         @Option(help: "Latent size HxW (the video is 8× larger).") var size: String = "32x32"
         @Option(help: "Batch of the forward pass (2 = a CFG pair).") var batch: Int = 2
         @Flag(help: "Skip the backward pass (it keeps every activation for the tape).") var skipBackward = false
+        @Flag(help: "Backward with recomputation (gradient checkpointing per layer, on both sides): the memory of the layers' inputs only.")
+        var recompute = false
         @Flag(help: "Print JSON.") var json = false
         @Option(help: ArgumentHelp("A Python with torch and diffusers: run the same in diffusers in this run.", valueName: "python"))
         var reference: String?
@@ -255,11 +257,11 @@ extension Bench {
             if !skipBackward {
                 let x = try Tensor.full([1, unetConfig.inChannels, frames, h, w], 0.5).requiringGrad()
                 start = DispatchTime.now().uptimeNanoseconds
-                let out = try unet(x, timestep: 500, context: context.sliced(axis: 0, start: 0, end: 1), capture: Set(keys))
+                let out = try unet(x, timestep: 500, context: context.sliced(axis: 0, start: 0, end: 1), capture: Set(keys), recompute: recompute)
                 var energy = Tensor.scalar(0)
                 for map in out.attention.values { energy = try energy + (map * map).mean() }
                 try energy.backward()
-                results.append(("backward-to-input", Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, peakRSS()))
+                results.append((recompute ? "backward-to-input (recompute)" : "backward-to-input", Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, peakRSS()))
             }
             var torch: JSONObject?
             if let reference { torch = try runTorch(reference, json, h: h, w: w, keys: keys) }
@@ -287,6 +289,9 @@ extension Bench {
             }
             print(table(rows), terminator: "")
             print("(peak RSS is per process and cumulative: the backward row includes the forward's)")
+            if recompute && reference != nil {
+                print("(diffusers' UNet3DConditionModel has no gradient checkpointing: its backward keeps every activation)")
+            }
         }
 
         /// The configuration and its JSON for the torch side.
@@ -339,6 +344,7 @@ extension Bench {
             job["width"] = .number(Double(w))
             job["threads"] = .number(Double(Parallel.threads))
             job["backward"] = .bool(!skipBackward)
+            job["recompute"] = .bool(recompute)
             job["keys"] = .array(keys.map { .array([.string($0.part.rawValue), .number(Double($0.block)), .number(Double($0.layer))]) })
             return try runReference(python, script: "bench_unet_torch.py", input: .object(job))
         }

@@ -119,7 +119,8 @@ public enum ModelAPI {
                                               embeddings: try TensorAPI.handles.resolve(call.grounding_embeddings))
                     }
                     let output = try model.unet(latents, timestep: Float(call.timestep), context: context,
-                                                capture: Set(keys), grounding: grounding)
+                                                capture: Set(keys), grounding: grounding,
+                                                recompute: call.flags & UInt32(LVD_UNET_RECOMPUTE) != 0)
                     noise.pointee = TensorAPI.handles.insert(output.sample)
                     for (index, key) in keys.enumerated() { captured![index] = TensorAPI.handles.insert(output.attention[key]!) }
                     return LVD_OK

@@ -401,8 +401,12 @@ public final class UNet3DConditionModel: Module {
     /// The noise prediction for latents (B, C, F, h, w) at `timestep` with text context
     /// (B, tokens, D); `capture` names the cross-attention layers whose probabilities to return
     /// (differentiable); `grounding` runs the GLIGEN fusers (ignored by a model without them).
+    /// `recompute` checkpoints each layer (resnet, temporal conv, transformers) when the tape is
+    /// on: backward runs the layer again instead of keeping its intermediates (diffusers'
+    /// gradient checkpointing) — the same values and gradients for a fraction of the memory.
     public func callAsFunction(_ latents: Tensor, timestep: Float, context: Tensor,
-                               capture: Set<AttentionKey> = [], grounding: Grounding? = nil) throws(TensorError) -> Output {
+                               capture: Set<AttentionKey> = [], grounding: Grounding? = nil,
+                               recompute: Bool = false) throws(TensorError) -> Output {
         guard latents.rank == 5, context.rank == 3, context.shape[0] == latents.shape[0] else {
             throw .invalidArgument(op: "unet", "needs latents (B, C, F, h, w) and context (B, tokens, D), got \(latents.shape) and \(context.shape)")
         }
@@ -411,6 +415,9 @@ public final class UNet3DConditionModel: Module {
         guard h % (1 << levels) == 0, w % (1 << levels) == 0 else {
             throw .invalidArgument(op: "unet", "latent size \(h)×\(w) must be divisible by \(1 << levels)")
         }
+        if let unknown = capture.subtracting(attentionKeys).first {
+            throw .invalidArgument(op: "unet", "no cross-attention layer \(unknown.name) to capture (this UNet has \(attentionKeys.map(\.name).joined(separator: " ")))")
+        }
         // Timestep embedding, repeated per frame (batch-major: index b·F + f).
         let embedding = try timeEmbedding.linear2(timeEmbedding.linear1(sinusoid(timestep, batch: b)).silu())
         let temb = try repeatPerFrame(embedding, frames)
@@ -418,9 +425,25 @@ public final class UNet3DConditionModel: Module {
         let objects = try grounding.flatMap { g throws(TensorError) -> Tensor? in
             try positionNet.map { net throws(TensorError) in try net(boxes: g.boxes, masks: g.masks, embeddings: g.embeddings) }
         }
+        // What every layer reads besides its input: [temb, ctx(, objects)].
+        let conditioning = [temb, ctx] + (objects.map { [$0] } ?? [])
         var captured: [AttentionKey: Tensor] = [:]
-        if let unknown = capture.subtracting(attentionKeys).first {
-            throw .invalidArgument(op: "unet", "no cross-attention layer \(unknown.name) to capture (this UNet has \(attentionKeys.map(\.name).joined(separator: " ")))")
+
+        /// Resnet → temporal conv (→ spatial transformer → temporal transformer) on inputs
+        /// [x, temb, ctx(, objects)], returning [x(, probabilities)], checkpointed with `recompute`.
+        func layer(_ x: Tensor, _ resnet: ResnetBlock2D, _ tempConv: TemporalConvLayer,
+                   _ transformers: (Transformer2DModel, TransformerTemporalModel)?, _ key: AttentionKey?) throws(TensorError) -> Tensor {
+            let wanted = key.map(capture.contains) ?? false
+            let body: ([Tensor]) throws(TensorError) -> [Tensor] = { t throws(TensorError) in
+                var y = try tempConv(resnet(t[0], timeEmbedding: t[1]), frames: frames)
+                guard let (spatial, temporal) = transformers else { return [y] }
+                let (z, probabilities) = try spatial(y, context: t[2], objects: t.count > 3 ? t[3] : nil, capture: wanted)
+                y = try temporal(z, frames: frames)
+                return [y] + (probabilities.map { [$0] } ?? [])
+            }
+            let outputs = recompute ? try Tensor.checkpointed([x] + conditioning, body) : try body([x] + conditioning)
+            if let key, outputs.count > 1 { captured[key] = outputs[1] }
+            return outputs[0]
         }
 
         // b c f h w -> b f c h w -> (b f) c h w
@@ -428,12 +451,9 @@ public final class UNet3DConditionModel: Module {
         x = try transformerIn(x, frames: frames)
         var skips = [x]
         for (index, block) in downBlocks.enumerated() {
-            for layer in block.resnets.indices {
-                x = try block.tempConvs[layer](block.resnets[layer](x, timeEmbedding: temb), frames: frames)
-                if !block.attentions.isEmpty {
-                    x = try spatial(block.attentions[layer], x, ctx, objects, AttentionKey(.down, index, layer), capture, &captured)
-                    x = try block.tempAttentions[layer](x, frames: frames)
-                }
+            for i in block.resnets.indices {
+                let attention = block.attentions.isEmpty ? nil : (block.attentions[i], block.tempAttentions[i])
+                x = try layer(x, block.resnets[i], block.tempConvs[i], attention, attention == nil ? nil : AttentionKey(.down, index, i))
                 skips.append(x)
             }
             for down in block.downsamplers {
@@ -441,18 +461,13 @@ public final class UNet3DConditionModel: Module {
                 skips.append(x)
             }
         }
-        x = try midBlock.tempConvs[0](midBlock.resnets[0](x, timeEmbedding: temb), frames: frames)
-        x = try spatial(midBlock.attentions[0], x, ctx, objects, AttentionKey(.mid, 0, 0), capture, &captured)
-        x = try midBlock.tempAttentions[0](x, frames: frames)
-        x = try midBlock.tempConvs[1](midBlock.resnets[1](x, timeEmbedding: temb), frames: frames)
+        x = try layer(x, midBlock.resnets[0], midBlock.tempConvs[0], (midBlock.attentions[0], midBlock.tempAttentions[0]), AttentionKey(.mid, 0, 0))
+        x = try layer(x, midBlock.resnets[1], midBlock.tempConvs[1], nil, nil)
         for (index, block) in upBlocks.enumerated() {
-            for layer in block.resnets.indices {
-                let skip = skips.removeLast()
-                x = try block.tempConvs[layer](block.resnets[layer](Tensor.concat([x, skip], axis: 1), timeEmbedding: temb), frames: frames)
-                if !block.attentions.isEmpty {
-                    x = try spatial(block.attentions[layer], x, ctx, objects, AttentionKey(.up, index, layer), capture, &captured)
-                    x = try block.tempAttentions[layer](x, frames: frames)
-                }
+            for i in block.resnets.indices {
+                let attention = block.attentions.isEmpty ? nil : (block.attentions[i], block.tempAttentions[i])
+                x = try layer(Tensor.concat([x, skips.removeLast()], axis: 1), block.resnets[i], block.tempConvs[i], attention,
+                              attention == nil ? nil : AttentionKey(.up, index, i))
             }
             for up in block.upsamplers { x = try up(x) }
         }
@@ -475,13 +490,6 @@ public final class UNet3DConditionModel: Module {
     /// (GLIGEN modules are expected exactly when the config's attention_type is "gated").
     public static func load(folder: String) throws(ModelError) -> UNet3DConditionModel {
         try ModelFolder.loadModel(folder: folder, UNet3DConfiguration.self) { config throws(ConfigurationError) in try UNet3DConditionModel(config) }
-    }
-
-    private func spatial(_ transformer: Transformer2DModel, _ x: Tensor, _ context: Tensor, _ objects: Tensor?, _ key: AttentionKey,
-                         _ capture: Set<AttentionKey>, _ captured: inout [AttentionKey: Tensor]) throws(TensorError) -> Tensor {
-        let (output, probabilities) = try transformer(x, context: context, objects: objects, capture: capture.contains(key))
-        if let probabilities { captured[key] = probabilities }
-        return output
     }
 
     /// (b, …) -> (b·frames, …), each row repeated `frames` times in place (repeat_interleave).

@@ -122,8 +122,10 @@ public final class Pipeline: @unchecked Sendable {
 
     /// The UNet's noise prediction for `latents` (B, C, F, h, w) and the cross-attention
     /// probabilities (B·F, heads, cells, tokens) of the `capture` keys, in their order.
+    /// With `recompute`, backward runs each layer again instead of keeping its intermediates
+    /// (gradient checkpointing: the same gradients in a fraction of the memory).
     public func unet(_ latents: Tensor, timestep: Double, context: Tensor, capture: [String] = [],
-                     grounding: Grounding? = nil) throws(PluginError) -> (noise: Tensor, attention: [Tensor]) {
+                     grounding: Grounding? = nil, recompute: Bool = false) throws(PluginError) -> (noise: Tensor, attention: [Tensor]) {
         let keys = capture.map { strdup($0) }
         defer { keys.forEach { free($0) } }
         let keyPointers = keys.map { UnsafePointer<CChar>($0) }
@@ -135,6 +137,7 @@ public final class Pipeline: @unchecked Sendable {
                     var call = lvd_unet_call(
                         struct_size: UInt32(MemoryLayout<lvd_unet_call>.size), latents: latents.handle.raw, timestep: timestep,
                         context: context.handle.raw, capture: names.baseAddress, capture_count: UInt32(capture.count),
+                        flags: recompute ? UInt32(LVD_UNET_RECOMPUTE) : 0,
                         grounding_boxes: grounding?.boxes.handle.raw, grounding_masks: grounding?.masks.handle.raw,
                         grounding_embeddings: grounding?.embeddings.handle.raw)
                     return runtime.api.pointee.unet(raw, &call, &noise, slots.baseAddress, error)

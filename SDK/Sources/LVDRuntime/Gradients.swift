@@ -31,6 +31,8 @@ enum Op {
     case normalize(NormStats, groupSize: Int)
     case upsampleNearest2x
     case conv2d(ConvGeometry)
+    // Recomputation (gradient checkpointing): the packed outputs of a function of the inputs
+    case checkpoint(Checkpoint)
 
     var name: String {
         switch self {
@@ -69,6 +71,7 @@ enum Op {
         case .normalize: return "normalize"
         case .upsampleNearest2x: return "upsample"
         case .conv2d: return "conv2d"
+        case .checkpoint: return "checkpoint"
         }
     }
 }
@@ -195,6 +198,8 @@ enum Gradients {
             return [try normalizeBackward(g, yHat: y, rstd: stats.rstd, length: length)]
         case .upsampleNearest2x:
             return [try upsampleBackward(g, inputShape: x[0].shape)]
+        case .checkpoint(let checkpoint):
+            return try checkpoint.inputGradients(x, gradient: g)
         case .conv2d(let geometry):
             let grads = try conv2dBackward(geometry, x: x[0], weight: x[1], dy: g,
                                            needInput: x[0].requiresGrad, needWeight: x[1].requiresGrad)

@@ -30,6 +30,7 @@ LVD_ASSERT_OFFSET(lvd_tensor_api, live_count, 48);
 LVD_ASSERT_OFFSET(lvd_tensor_api, no_grad_end, 112);
 LVD_ASSERT_OFFSET(lvd_unet_call, timestep, 16);
 LVD_ASSERT_OFFSET(lvd_unet_call, capture_count, 40);
+LVD_ASSERT_OFFSET(lvd_unet_call, flags, 44);
 LVD_ASSERT_OFFSET(lvd_unet_call, grounding_embeddings, 64);
 _Static_assert(sizeof(lvd_unet_call) == 72, "lvd_unet_call 1.0 is 72 bytes");
 LVD_ASSERT_OFFSET(lvd_model_api, pipeline_load, 8);

@@ -33,6 +33,9 @@ LVD_EXTERN_C_BEGIN
 /* A denoising scheduler with its own state (DPM-Solver keeps the previous prediction); opaque. */
 typedef struct lvd_scheduler lvd_scheduler;
 
+/* lvd_unet_call.flags */
+#define LVD_UNET_RECOMPUTE 1u
+
 /* One UNet3D evaluation. Owned by the caller; valid only during the call. */
 typedef struct lvd_unet_call {
     uint32_t struct_size;  /* sizeof(lvd_unet_call) as the caller was built */
@@ -46,6 +49,12 @@ typedef struct lvd_unet_call {
      */
     const char *const *capture;
     uint32_t capture_count;
+    /*
+     * LVD_UNET_RECOMPUTE: keep only each layer's inputs on the tape and run the layer again in
+     * backward (gradient checkpointing): the same values and gradients, a fraction of the
+     * memory, about one more forward pass of time. What a full-size guidance pass needs.
+     */
+    uint32_t flags;
     /*
      * GLIGEN grounding for this call, or all three NULL (fusers off: the plain base model).
      * Per (batch · frame), batch-major (index b·F + f), S slots (30 in the checkpoints):
