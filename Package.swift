@@ -85,6 +85,13 @@ let package = Package(
             path: "Tests/LVDModelsTests",
             exclude: ["Fixtures"]),
         .testTarget(
+            name: "LVDStage1Tests",
+            dependencies: [
+                .product(name: "LVDStage1", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+            ],
+            path: "Tests/LVDStage1Tests"),
+        .testTarget(
             name: "LVDRuntimeTests",
             dependencies: [
                 .product(name: "LVDRuntime", package: "SDK"),

@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "LVDRuntime", type: .dynamic, targets: ["LVDRuntime", "LVDModels"]),
         .library(name: "LVDPluginKit", targets: ["LVDPluginKit"]),
         .library(name: "LVDFormats", targets: ["LVDFormats"]),
+        .library(name: "LVDStage1", targets: ["LVDStage1"]),
     ],
     targets: [
         // Header-only C target: Sources/LVDSDK/include is a link to SDK/include.
@@ -23,6 +24,8 @@ let package = Package(
         // Built over the C tables only: a Swift plugin links this, never the host.
         .target(name: "LVDPluginKit", dependencies: ["LVDSDK", "LVDFormats"]),
         .target(name: "LVDFormats"),
+        // Stage 1 shared by the host and planners: the LLM answer parser, conditions, the benchmark.
+        .target(name: "LVDStage1", dependencies: ["LVDFormats"]),
     ],
     swiftLanguageModes: [.v5]
 )
