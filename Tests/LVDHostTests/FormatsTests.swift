@@ -177,7 +177,7 @@ final class LayoutFormatTests: XCTestCase {
             (#"{"keyframes": [[{"id": 0, "name": "a", "box": [0, 0, 1]}]]}"#, "t.json: keyframes[0][0].box: must be [x, y, w, h] (4 numbers), got [0,0,1]"),
             (#"{"keyframes": [[], [{"id": -1, "name": "a", "box": [0, 0, 1, 1]}]]}"#, "t.json: keyframes[1][0].id: must be a non-negative integer, got -1"),
             (#"{"keyframes": [[{"id": 0, "name": " ", "box": [0, 0, 1, 1]}]]}"#, "keyframes[0][0].name: must be a non-empty string"),
-            (#"{"keyframes": [[{"id": 0, "name": "a", "box": [0, 0, 0, 1]}]]}"#, "keyframes[0][0].box: width and height must be positive"),
+            (#"{"keyframes": [[{"id": 0, "name": "a", "box": [0, 0, -1, 1]}]]}"#, "keyframes[0][0].box: width and height must not be negative"),
             (#"{"keyframes": [[{"id": 0, "name": "a", "box": [0, 0, 1, 1], "colour": 1}]]}"#, "keyframes[0][0].colour: unknown field"),
             (#"{"format": "lvd.layout/2", "keyframes": [[]]}"#, "format: expected \"lvd.layout/1\""),
             (#"{"keyframes": [[]], "canvas": {"width": 0, "height": 5}}"#, "canvas.width: must be an integer in 1...16384, got 0"),

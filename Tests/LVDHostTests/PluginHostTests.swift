@@ -71,7 +71,7 @@ final class PluginHostTests: XCTestCase {
         let bad = try lvd(["plan", "p", "--planner", "file", "--param", "path=\(temp.file("bad.json"))", "-o", temp.file("out.json")])
         XCTAssertEqual(bad.status, 1)
         XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
-        XCTAssertTrue(bad.stderr.contains("layout file \(temp.file("bad.json")): keyframes[0][0].box: width and height must be positive"), bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("layout file \(temp.file("bad.json")): keyframes[0][0].box: width and height must not be negative"), bad.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: temp.file("out.json")), "no output file on failure")
 
         let missing = try lvd(["plan", "p", "--planner", "file", "--param", "path=/nonexistent/layout.json"])

@@ -14,7 +14,8 @@ public struct Layout: Equatable, Sendable {
         /// Short noun phrase, e.g. "red ball".
         public var name: String
         /// `[x, y, w, h]` in canvas pixels. Never clipped (STAGE1.md §2.2): values may lie
-        /// outside the canvas; width and height are positive.
+        /// outside the canvas; width and height are not negative (a zero-size box is kept as the
+        /// LLM wrote it: the benchmark predicates count it as present).
         public var box: [Double]
 
         public init(id: Int, name: String, box: [Double]) {
@@ -123,8 +124,8 @@ extension Layout {
                 guard let box = boxValue.arrayValue?.compactMap(\.numberValue), box.count == 4, boxValue.arrayValue?.count == 4 else {
                     throw fail("\(path).box", "must be [x, y, w, h] (4 numbers), got \(boxValue.serialized())")
                 }
-                guard box[2] > 0, box[3] > 0 else {
-                    throw fail("\(path).box", "width and height must be positive, got \(boxValue.serialized())")
+                guard box[2] >= 0, box[3] >= 0, box.allSatisfy(\.isFinite) else {
+                    throw fail("\(path).box", "width and height must not be negative, got \(boxValue.serialized())")
                 }
                 objects.append(Object(id: id, name: name, box: box))
             }

@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import LVDFormats
+import LVDHost
+import LVDStage1
+
+extension Bench {
+    /// The stage-1 benchmark (STAGE1.md §7.7): every row's layout — from a planner plugin or
+    /// from a reference JSON cache — against its predicate, per task and overall.
+    struct Stage1: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "stage1",
+            abstract: "Stage-1 benchmark: the 500 LVD captions, a layout each, scored by the reference predicates.")
+
+        @OptionGroup var host: HostOptions
+        @Option(help: "Planner plugin that plans each caption.") var planner: String?
+        @Option(name: .customLong("param"), help: ArgumentHelp("A planner parameter (repeatable).", valueName: "key=value"))
+        var params: [String] = []
+        @Option(help: ArgumentHelp("cache:FILE — answers from a reference JSON cache (n-th answer for the n-th occurrence of a caption).", valueName: "cache:FILE"))
+        var layouts: String?
+        @Option(help: "Passes over the benchmark (a planner starts each pass afresh; a cache must hold an answer per pass).") var repeats = 1
+        @Flag(help: "Print JSON: {tasks, overall, rows}.") var json = false
+        @Flag(help: "Print the table as Markdown.") var markdown = false
+
+        func validate() throws {
+            guard (planner == nil) != (layouts == nil) else { throw ValidationError("give exactly one of --planner ID or --layouts cache:FILE") }
+            if let layouts, !layouts.hasPrefix("cache:") { throw ValidationError("--layouts must be cache:FILE, got '\(layouts)'") }
+            guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        }
+
+        func run() throws {
+            InterruptHandler.install()
+            let rows = Benchmark.rows
+            let occurrences = Benchmark.occurrences(rows)
+            var board = Scoreboard()
+            let total = rows.count * repeats
+            var source: (Int, Benchmark.Row, Int) throws -> Layout
+            let loader = PluginLoader()
+            defer { loader.shutdown() }
+            if let file = layouts?.dropFirst("cache:".count) {
+                let cache = try ReferenceCache(path: String(file))
+                // Pass r uses the answers after those of the earlier passes.
+                source = { pass, row, occurrence in
+                    let perPass = occurrences.enumerated().filter { rows[$0.offset].prompt == row.prompt }.count
+                    return try cache.layout(for: row.prompt, answer: pass * perPass + occurrence)
+                }
+            } else {
+                let plugin = try loader.load(host.catalog().require(id: planner!, kind: .planner))
+                let resolved = try plugin.resolveParams(params)
+                var instance: PlannerInstance?
+                var currentPass = -1
+                source = { pass, row, _ in
+                    // One instance per pass: a cache-backed planner's counters start afresh (§6.1).
+                    if pass != currentPass { instance = try PlannerInstance(plugin: plugin, params: resolved); currentPass = pass }
+                    return try instance!.planLayout(prompt: row.prompt)
+                }
+            }
+            var done = 0
+            passes: for pass in 0..<repeats {
+                for (row, occurrence) in zip(rows, occurrences) {
+                    if HostServices.shared.isCancelled { break passes }
+                    do {
+                        let layout = try source(pass, row, occurrence)
+                        board.outcomes.append(.init(row: row, success: Benchmark.success(row, layout: layout)))
+                    } catch {
+                        board.outcomes.append(.init(row: row, success: false, failure: "\(error)"))
+                    }
+                    done += 1
+                    progress(done, total)
+                }
+            }
+            if isatty(2) != 0 { FileHandle.standardError.write(Data("\n".utf8)) }
+            if json {
+                print(board.json.serialized(pretty: true))
+            } else {
+                if done < total { print("interrupted: \(done) of \(total) rows scored") }
+                print(markdown ? board.markdown : board.text)
+                if board.failures > 0 {
+                    print("\(board.failures) rows without a layout (counted as failures):")
+                    let failed = board.outcomes.filter { $0.failure != nil }
+                    for outcome in failed.prefix(20) { print("  row \(outcome.row.index): \(outcome.failure!)") }
+                    if failed.count > 20 { print("  … and \(failed.count - 20) more (--json lists every row)") }
+                }
+            }
+            if done < total { throw ExitCode(130) }
+        }
+    }
+}
+
+/// Progress on standard error: a line rewritten in place on a terminal, a line per 50 otherwise.
+func progress(_ done: Int, _ total: Int, _ what: String = "rows") {
+    if isatty(2) != 0 {
+        FileHandle.standardError.write(Data("\rstage 1: \(done)/\(total) \(what)".utf8))
+    } else if done % 50 == 0 || done == total {
+        FileHandle.standardError.write(Data("stage 1: \(done)/\(total) \(what)\n".utf8))
+    }
+}
+
+/// A reference JSON cache (STAGE1.md §6.2) read directly: caption → ordered answers.
+struct ReferenceCache {
+    let path: String
+    let answers: [String: [String]]
+
+    init(path: String) throws {
+        self.path = path
+        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): cannot read the cache file") }
+        let root: JSONValue
+        do { root = try JSONValue.parse(bytes: [UInt8](data)) } catch { throw CLIError("\(path): not JSON: \(error)") }
+        guard let object = root.objectValue else { throw CLIError("\(path): a cache is a JSON object of caption → [answers]") }
+        var answers: [String: [String]] = [:]
+        for key in object.keys {
+            guard let list = object[key]?.arrayValue, list.allSatisfy({ $0.stringValue != nil }) else {
+                throw CLIError("\(path): \"\(key)\": must be a list of answer strings")
+            }
+            answers[key] = list.compactMap(\.stringValue)
+        }
+        self.answers = answers
+    }
+
+    func layout(for prompt: String, answer index: Int) throws -> Layout {
+        guard let list = answers[prompt] else { throw CLIError("\(path) has no answer for \"\(prompt)\"") }
+        guard index < list.count else { throw CLIError("\(path) has \(list.count) answers for \"\(prompt)\", answer #\(index + 1) needed") }
+        return try ResponseParser.parse(list[index], caption: prompt)
+    }
+}
