@@ -11,6 +11,7 @@ let package = Package(
         // In-tree plugins: one dynamic library each, found by plugins.d/<id>.json.
         .library(name: "LVDPlannerFile", type: .dynamic, targets: ["LVDPlannerFile"]),
         .library(name: "LVDMethodBaseline", type: .dynamic, targets: ["LVDMethodBaseline"]),
+        .library(name: "LVDPlannerLLM", type: .dynamic, targets: ["LVDPlannerLLM"]),
         // Test-only plugins (no manifest in plugins.d; the tests write one).
         .library(name: "LVDTestGuidanceProbe", type: .dynamic, targets: ["LVDTestGuidanceProbe"]),
     ],
@@ -22,6 +23,19 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenSSL", path: "Host/Sources/COpenSSL", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSQLite", path: "Host/Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CCurl", path: "Plugins/Planners/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // The LLM answer cache (SQLite): used by the llm planner and by `lvd cache`.
+        .target(name: "LVDLLMCache", dependencies: ["CSQLite"], path: "Plugins/Planners/LLMCache"),
+        .target(
+            name: "LVDPlannerLLM",
+            dependencies: [
+                "CCurl", "LVDLLMCache",
+                .product(name: "LVDPluginKit", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+                .product(name: "LVDStage1", package: "SDK"),
+            ],
+            path: "Plugins/Planners/LLM"),
         .target(
             name: "LVDHost",
             dependencies: [
@@ -35,7 +49,7 @@ let package = Package(
         .executableTarget(
             name: "lvd",
             dependencies: [
-                "LVDHost",
+                "LVDHost", "LVDLLMCache",
                 .product(name: "LVDRuntime", package: "SDK"),
                 .product(name: "LVDFormats", package: "SDK"),
                 .product(name: "LVDStage1", package: "SDK"),

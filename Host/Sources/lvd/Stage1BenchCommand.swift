@@ -103,18 +103,7 @@ struct ReferenceCache {
 
     init(path: String) throws {
         self.path = path
-        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): cannot read the cache file") }
-        let root: JSONValue
-        do { root = try JSONValue.parse(bytes: [UInt8](data)) } catch { throw CLIError("\(path): not JSON: \(error)") }
-        guard let object = root.objectValue else { throw CLIError("\(path): a cache is a JSON object of caption → [answers]") }
-        var answers: [String: [String]] = [:]
-        for key in object.keys {
-            guard let list = object[key]?.arrayValue, list.allSatisfy({ $0.stringValue != nil }) else {
-                throw CLIError("\(path): \"\(key)\": must be a list of answer strings")
-            }
-            answers[key] = list.compactMap(\.stringValue)
-        }
-        self.answers = answers
+        answers = Dictionary(uniqueKeysWithValues: try readReferenceCache(path).map { ($0.prompt, $0.answers) })
     }
 
     func layout(for prompt: String, answer index: Int) throws -> Layout {

@@ -49,6 +49,11 @@ public struct ResponseParseError: Error, CustomStringConvertible, Equatable, Sen
     public var reason: String
     public var line: String?
 
+    public init(reason: String, line: String?) {
+        self.reason = reason
+        self.line = line
+    }
+
     public var description: String {
         guard let line else { return reason }
         let quoted = line.count > 160 ? String(line.prefix(160)) + "…" : line
