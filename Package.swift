@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "LVDPlannerFile", type: .dynamic, targets: ["LVDPlannerFile"]),
         .library(name: "LVDMethodBaseline", type: .dynamic, targets: ["LVDMethodBaseline"]),
         .library(name: "LVDPlannerLLM", type: .dynamic, targets: ["LVDPlannerLLM"]),
+        .library(name: "LVDPlannerOffline", type: .dynamic, targets: ["LVDPlannerOffline"]),
         // Test-only plugins (no manifest in plugins.d; the tests write one).
         .library(name: "LVDTestGuidanceProbe", type: .dynamic, targets: ["LVDTestGuidanceProbe"]),
     ],
@@ -36,6 +37,14 @@ let package = Package(
                 .product(name: "LVDStage1", package: "SDK"),
             ],
             path: "Plugins/Planners/LLM"),
+        .target(
+            name: "LVDPlannerOffline",
+            dependencies: [
+                .product(name: "LVDPluginKit", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+                .product(name: "LVDStage1", package: "SDK"),
+            ],
+            path: "Plugins/Planners/Offline"),
         .target(
             name: "LVDHost",
             dependencies: [
