@@ -24,6 +24,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenSSL", path: "Host/Sources/COpenSSL", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CGIF", path: "Host/Sources/CGIF", providers: [.apt(["libgif-dev"])]),
         .systemLibrary(name: "CSQLite", path: "Host/Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", path: "Plugins/Planners/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // The LLM answer cache (SQLite): used by the llm planner and by `lvd cache`.
@@ -48,7 +49,8 @@ let package = Package(
         .target(
             name: "LVDHost",
             dependencies: [
-                "COpenSSL",
+                "COpenSSL", "CGIF",
+                .product(name: "LVDStage1", package: "SDK"),
                 .product(name: "LVDSDK", package: "SDK"),
                 .product(name: "LVDRuntime", package: "SDK"),
                 .product(name: "LVDFormats", package: "SDK"),
@@ -92,7 +94,8 @@ let package = Package(
         .testTarget(
             name: "LVDHostTests",
             dependencies: [
-                "LVDHost",
+                "LVDHost", "CGIF",
+                .product(name: "LVDStage1", package: "SDK"),
                 .product(name: "LVDSDK", package: "SDK"),
                 .product(name: "LVDRuntime", package: "SDK"),
                 .product(name: "LVDFormats", package: "SDK"),

@@ -12,11 +12,24 @@ struct Plan: ParsableCommand {
     @Option(help: "Planner plugin id (default: offline).") var planner: String = "offline"
     @Option(name: .customLong("param"), help: ArgumentHelp("A planner parameter (repeatable; see `lvd plugins info ID`).", valueName: "key=value"))
     var params: [String] = []
-    @Option(name: [.short, .customLong("output")], help: "Write the layout JSON to this file instead of standard output.")
+    @Option(name: [.short, .customLong("output")], help: "Write the layout JSON to this file instead of standard output (and its boxes GIF beside it).")
     var output: String?
+    @Option(help: ArgumentHelp("Write the layout's boxes as an animated GIF here (default with -o: the same name ending in .gif).", valueName: "file"))
+    var gif: String?
+    @Flag(help: "Write no GIF.") var noGif = false
+    @Option(help: "Frames of the GIF (the keyframes interpolated as generation sees them).") var frames = 16
 
     func validate() throws {
         if prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw ValidationError("the prompt is empty") }
+        guard (1...512).contains(frames) else { throw ValidationError("--frames must be in 1…512") }
+    }
+
+    /// Where the GIF goes: --gif, else beside -o, else nowhere.
+    var gifPath: String? {
+        if noGif { return nil }
+        if let gif { return gif }
+        guard let output else { return nil }
+        return ((output as NSString).deletingPathExtension) + ".gif"
     }
 
     func run() throws {
@@ -31,6 +44,10 @@ struct Plan: ParsableCommand {
             try writeAtomically(text, to: output)
         } else {
             print(text, terminator: "")
+        }
+        if let path = gifPath {
+            do { try LayoutGIF.write(layout, to: path, frames: frames) } catch { throw CLIError("\(error)") }
+            FileHandle.standardError.write(Data("wrote \(path)\n".utf8))
         }
     }
 }
