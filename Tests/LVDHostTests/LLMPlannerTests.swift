@@ -141,6 +141,25 @@ final class LLMPlannerTests: XCTestCase {
         XCTAssertEqual(server.requests.count, 500)
     }
 
+    /// The README's path: import the reference answers under their template, replay them through
+    /// the llm planner with nothing listening at its URL.
+    func testImportedReferenceAnswersReplayWithoutTheNetwork() throws {
+        guard let shared = TestPaths.shared else { throw XCTSkip("../shared is not beside the checkout") }
+        let temp = try TempDir()
+        let file = shared + "/data/lvd-benchmark/cache_lvd_v0.1_gpt-3.5-turbo.json"
+        let cache = temp.file("c.sqlite")
+        XCTAssertEqual(try lvd(["cache", "import", file, "--model", "gpt-3.5-turbo", "--template", "v0.1", "--cache", cache]).status, 0)
+        let result = try lvd(["bench", "stage1", "--planner", "llm", "--param", "template=v0.1", "--param", "cache=\(cache)",
+                              "--param", "base_url=http://127.0.0.1:9/v1", "--json"])
+        XCTAssertEqual(result.status, 0, String(result.output.suffix(2000)))
+        XCTAssertEqual(try JSONValue.parse(result.stdout).objectValue?["successes"], .number(388))
+        // A prompt the cache lacks is refused for that template, not sent anywhere.
+        let miss = try lvd(["plan", "a dog", "--planner", "llm", "--param", "template=v0.1", "--param", "cache=\(cache)",
+                            "--param", "base_url=http://127.0.0.1:9/v1"])
+        XCTAssertEqual(miss.status, 1)
+        XCTAssertTrue(miss.stderr.contains("template 'v0.1' has no cached answer for \"a dog\""), miss.stderr)
+    }
+
     func testTwoProcessesWritingOneCacheLoseNothing() throws {
         guard let shared = TestPaths.shared else { throw XCTSkip("../shared is not beside the checkout") }
         let temp = try TempDir()
