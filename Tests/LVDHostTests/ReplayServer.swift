@@ -11,6 +11,7 @@ final class ReplayServer: @unchecked Sendable {
         case delay(Double)
         case drop
         case body(String)
+        case bytes([UInt8])
         case answer(String)
     }
 
@@ -86,6 +87,7 @@ final class ReplayServer: @unchecked Sendable {
             respond(client, 200, replay(request))
         case .drop: return
         case .body(let body): respond(client, 200, body)
+        case .bytes(let bytes): respond(client, 200, bytes)
         case .answer(let text): respond(client, 200, wrap(text, completion: request.path.hasSuffix("/completions") && !request.path.hasSuffix("chat/completions")))
         case nil: respond(client, 200, replay(request))
         }
@@ -122,8 +124,9 @@ final class ReplayServer: @unchecked Sendable {
         return JSONValue.object(JSONObject(["id": .string("replay"), "choices": .array([choice])])).serialized()
     }
 
-    private func respond(_ client: Int32, _ status: Int, _ body: String) {
-        let bytes = Array(body.utf8)
+    private func respond(_ client: Int32, _ status: Int, _ body: String) { respond(client, status, Array(body.utf8)) }
+
+    private func respond(_ client: Int32, _ status: Int, _ bytes: [UInt8]) {
         let head = "HTTP/1.1 \(status) Replay\r\nContent-Type: application/json\r\nContent-Length: \(bytes.count)\r\nConnection: close\r\n\r\n"
         let all = Array(head.utf8) + bytes
         var sent = 0

@@ -154,6 +154,7 @@ final class ResponseParserTests: XCTestCase {
             (answer(Self.frames.map { $0.replacingOccurrences(of: "running dog", with: "dog - running") }), "Frame 1: is not a Python literal"),
             (answer(Array(Self.frames.prefix(5)), tail: "\nBackground keyword: park"), "\"Frame 6:\" is missing"),
             (answer(tail: ""), "\"Background keyword:\" is missing"),
+            (answer(Self.frames + ["[]"]), "Frame 6: is not a Python literal (unexpected 'F' after the literal"),
             (answer(Self.frames.map { "```python\n" + $0 }), "is not a Python literal"),
             ("I cannot help with that.", "no \"Frame 1:\" in the answer: \"I cannot help with that.\""),
             ("", "no \"Frame 1:\" in the answer"),

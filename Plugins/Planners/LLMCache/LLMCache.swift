@@ -148,13 +148,13 @@ public final class LLMCache: @unchecked Sendable {
     private func transaction<T>(_ body: () throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
-        try executeLocked("BEGIN IMMEDIATE", [])
+        try execute("BEGIN IMMEDIATE")
         do {
             let result = try body()
-            try executeLocked("COMMIT", [])
+            try execute("COMMIT")
             return result
         } catch {
-            try? executeLocked("ROLLBACK", [])
+            try? execute("ROLLBACK")
             throw error
         }
     }
@@ -171,8 +171,6 @@ public final class LLMCache: @unchecked Sendable {
         }
         _ = try query(sql, arguments)
     }
-
-    private func executeLocked(_ sql: String, _ arguments: [String]) throws { try execute(sql, arguments) }
 
     /// Runs one statement with text arguments; returns its rows as text.
     private func query(_ sql: String, _ arguments: [String]) throws -> [[String]] {
