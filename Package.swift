@@ -112,6 +112,13 @@ let package = Package(
             path: "Tests/LVDModelsTests",
             exclude: ["Fixtures"]),
         .testTarget(
+            name: "LVDGroundingTests",
+            dependencies: [
+                .product(name: "LVDGrounding", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+            ],
+            path: "Tests/LVDGroundingTests"),
+        .testTarget(
             name: "LVDStage1Tests",
             dependencies: [
                 .product(name: "LVDStage1", package: "SDK"),

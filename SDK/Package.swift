@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "LVDPluginKit", targets: ["LVDPluginKit"]),
         .library(name: "LVDFormats", targets: ["LVDFormats"]),
         .library(name: "LVDStage1", targets: ["LVDStage1"]),
+        .library(name: "LVDGrounding", targets: ["LVDGrounding"]),
     ],
     targets: [
         // Header-only C target: Sources/LVDSDK/include is a link to SDK/include.
@@ -26,6 +27,8 @@ let package = Package(
         .target(name: "LVDFormats"),
         // Stage 1 shared by the host and planners: the LLM answer parser, conditions, the benchmark.
         .target(name: "LVDStage1", dependencies: ["LVDFormats"]),
+        // Layout machinery the grounding methods share: generation prompt, phrase tokens, rasterisation.
+        .target(name: "LVDGrounding", dependencies: ["LVDStage1", "LVDFormats"]),
     ],
     swiftLanguageModes: [.v5]
 )

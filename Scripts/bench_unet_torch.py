@@ -13,6 +13,12 @@ from diffusers import UNet3DConditionModel
 
 
 def peak_rss_bytes():
+    # VmHWM of this process's own memory map. (getrusage's ru_maxrss survives fork + exec on
+    # Linux, so it would report the calling lvd process's size instead.)
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
