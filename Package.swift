@@ -11,6 +11,7 @@ let package = Package(
         // In-tree plugins: one dynamic library each, found by plugins.d/<id>.json.
         .library(name: "LVDPlannerFile", type: .dynamic, targets: ["LVDPlannerFile"]),
         .library(name: "LVDMethodBaseline", type: .dynamic, targets: ["LVDMethodBaseline"]),
+        .library(name: "LVDMethodLVD", type: .dynamic, targets: ["LVDMethodLVD"]),
         .library(name: "LVDPlannerLLM", type: .dynamic, targets: ["LVDPlannerLLM"]),
         .library(name: "LVDPlannerOffline", type: .dynamic, targets: ["LVDPlannerOffline"]),
         // Test-only plugins (no manifest in plugins.d; the tests write one).
@@ -82,6 +83,24 @@ let package = Package(
                 .product(name: "LVDFormats", package: "SDK"),
             ],
             path: "Plugins/Methods/Baseline"),
+        // What the attention-guidance methods share (a static library linked into each).
+        .target(
+            name: "LVDGuidance",
+            dependencies: [
+                .product(name: "LVDPluginKit", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+                .product(name: "LVDStage1", package: "SDK"),
+                .product(name: "LVDGrounding", package: "SDK"),
+            ],
+            path: "Plugins/Methods/Guidance"),
+        .target(
+            name: "LVDMethodLVD",
+            dependencies: [
+                "LVDGuidance",
+                .product(name: "LVDPluginKit", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+            ],
+            path: "Plugins/Methods/LVD"),
         .target(
             name: "LVDTestGuidanceProbe",
             dependencies: [
@@ -94,8 +113,9 @@ let package = Package(
         .testTarget(
             name: "LVDHostTests",
             dependencies: [
-                "LVDHost", "CGIF",
+                "LVDHost", "CGIF", "LVDGuidance",
                 .product(name: "LVDStage1", package: "SDK"),
+                .product(name: "LVDPluginKit", package: "SDK"),
                 .product(name: "LVDSDK", package: "SDK"),
                 .product(name: "LVDRuntime", package: "SDK"),
                 .product(name: "LVDFormats", package: "SDK"),

@@ -1,6 +1,7 @@
 import Foundation
 import LVDFormats
 import LVDHost
+import LVDStage1
 import LVDModels
 import LVDRuntime
 import LVDSDK
@@ -70,6 +71,25 @@ final class MethodSamplingTests: XCTestCase {
         let worst = zip(video, direct).map { Swift.abs($0 - $1) }.max() ?? 0
         XCTAssertLessThanOrEqual(worst, 1, "the plugin's loop through the C tables equals the loop on LVDModels")
         XCTAssertGreaterThan(Set(video).count, 20, "a picture, not a constant")
+    }
+
+    func testLVDPluginGuidesAwayFromTheBaseline() throws {
+        let pipeline = try loadPipeline()
+        defer { _ = ModelAPI.table.pointee.pipeline_release(pipeline, nil) }
+        let layout = try OfflinePlanner.plan("a red ball moving from the left to the right").json.serialized()
+        let lvd = try method("lvd", library: "libLVDMethodLVD.so")
+        let baseline = try method("baseline", library: "libLVDMethodBaseline.so")
+        let request = MethodRequest(prompt: "a red ball moving from the left to the right", layoutJSON: layout, seed: 4,
+                                    frames: 2, width: 16, height: 16, steps: 3, pipeline: pipeline)
+        let guided = try lvd.generate(request).toArray()
+        XCTAssertEqual(try lvd.generate(request).toArray(), guided, "same seed, same video")
+        XCTAssertNotEqual(try baseline.generate(request).toArray(), guided, "guidance changed the video")
+        var noLayout = request
+        noLayout.layoutJSON = nil
+        XCTAssertThrowsError(try lvd.generate(noLayout)) { XCTAssertTrue("\($0)".contains("needs a layout"), "\($0)") }
+        XCTAssertThrowsError(try method("lvd", library: "libLVDMethodLVD.so", params: ["keys=down,9,0"]).generate(request)) {
+            XCTAssertTrue("\($0)".contains("this UNet has no cross-attention layer down,9,0"), "\($0)")
+        }
     }
 
     func testBaselineRefusesRequestsItCannotServe() throws {

@@ -86,6 +86,11 @@ public final class Pipeline: @unchecked Sendable {
         return layers
     }
 
+    /// The capturable cross-attention layers in forward order ("down,0,0", …).
+    public var attentionKeyOrder: [String] {
+        (info["attention_keys"]?.arrayValue ?? []).compactMap { $0.objectValue?["key"]?.stringValue }
+    }
+
     /// Token strings (BOS … EOS, no padding) and ids of `text` as the encoder sees it.
     public func tokenize(_ text: String) throws(PluginError) -> (ids: [Int], tokens: [String]) {
         let json = try runtime.string { out, error in runtime.api.pointee.tokenize(raw, text, out, error) }

@@ -1,0 +1,228 @@
+import LVDFormats
+import LVDGrounding
+import LVDPluginKit
+import LVDSDK
+import LVDStage1
+
+/// What the attention-guidance methods share (METHODS.md §4): the layout's objects with their
+/// prompt tokens and per-frame boxes, the attention layers to capture, the box masks on each
+/// layer's grid, and the guidance loop of §4.7.
+public struct GuidanceSetup {
+    public struct Object {
+        public init(name: String, tokens: [Int], boxes: [[Double]]) {
+            self.name = name
+            self.tokens = tokens
+            self.boxes = boxes
+        }
+
+        public var name: String
+        /// Absolute token positions of the name in the generation prompt.
+        public var tokens: [Int]
+        /// Normalised xyxy per video frame, [0, 0, 0, 0] where absent.
+        public var boxes: [[Double]]
+    }
+
+    public struct Layer {
+        public init(key: String, heads: Int, height: Int, width: Int) {
+            self.key = key
+            self.heads = heads
+            self.height = height
+            self.width = width
+        }
+
+        public var key: String
+        public var heads: Int
+        public var height: Int
+        public var width: Int
+    }
+
+    /// LVD's keys (K_LVD).
+    public static let lvdKeys = ["down,1,0", "down,2,0", "down,2,1", "up,1,0", "up,1,1", "up,2,2"]
+
+    public let prompt: String
+    public let objects: [Object]
+    public let layers: [Layer]
+    public let frames: Int
+
+    /// A setup from its parts (tests, custom methods).
+    public init(prompt: String, objects: [Object], layers: [Layer], frames: Int) {
+        self.prompt = prompt
+        self.objects = objects
+        self.layers = layers
+        self.frames = frames
+    }
+
+    /// `keys` "auto" = `defaultKeys` when the UNet has all of them, else every cross-attention
+    /// layer it has (a small model); otherwise a space-separated list of keys.
+    public init(layout: Layout, pipeline: Pipeline, frames: Int, latentHeight: Int, latentWidth: Int,
+                keys: String, defaultKeys: [String], log: (String) -> Void) throws {
+        prompt = Grounding.generationPrompt(layout)
+        self.frames = frames
+        let condition = Condition(layout, frames: frames)
+        let tokens: (String) throws -> [String] = { text in try pipeline.tokenize(text).tokens }
+        var objects: [Object] = []
+        for (index, name) in condition.names.enumerated() {
+            let positions = try Grounding.positions(prompt: prompt, phrase: name, maxTokens: pipeline.maxTokens, tokens: tokens)
+            objects.append(Object(name: name, tokens: positions, boxes: condition.boxes[index]))
+        }
+        self.objects = objects
+        let available = pipeline.attentionLayers
+        let wanted: [String]
+        if keys == "auto" {
+            wanted = defaultKeys.allSatisfy({ available[$0] != nil }) ? defaultKeys : pipeline.attentionKeyOrder
+            if wanted != defaultKeys { log("this UNet lacks the default layers \(defaultKeys.joined(separator: " ")); guiding with \(wanted.joined(separator: " "))") }
+        } else {
+            wanted = keys.split(separator: " ").map(String.init)
+        }
+        layers = try wanted.map { key in
+            guard let layer = available[key] else {
+                throw PluginError.invalidArgument("param keys: this UNet has no cross-attention layer \(key) (it has \(pipeline.attentionKeyOrder.joined(separator: " ")))")
+            }
+            return Layer(key: key, heads: layer.heads, height: latentHeight / layer.downsample, width: latentWidth / layer.downsample)
+        }
+    }
+
+    /// Masks (frames, 1, cells) of one object's boxes on one layer's grid, and the count of cells
+    /// each frame's box covers.
+    public func masks(_ object: Object, _ layer: Layer) -> (values: [Float], inside: [Int]) {
+        var values: [Float] = []
+        var inside: [Int] = []
+        for box in object.boxes {
+            let mask = Grounding.rasterise(box, height: layer.height, width: layer.width)
+            values += mask
+            inside.append(Int(mask.reduce(0, +)))
+        }
+        return (values, inside)
+    }
+}
+
+/// The guidance loop of METHODS.md §4.7, with its reference quirks: the loss compared with the
+/// threshold is the one computed before the last update, it persists across sampling steps
+/// (starting at 10000), and once below the threshold guidance stops for good.
+public final class GuidanceLoop {
+    public let scale: Float
+    public let threshold: Float
+    public let maxIterations: Int
+    public let maxIndexStep: Int
+    /// The last scaled loss (10000 before any).
+    public private(set) var previousLoss: Float = 10000
+    /// Every unscaled energy evaluated, in order (for reports and tests).
+    public private(set) var energies: [Float] = []
+
+    public init(scale: Float, threshold: Float, maxIterations: Int, maxIndexStep: Int) {
+        self.scale = scale
+        self.threshold = threshold
+        self.maxIterations = maxIterations
+        self.maxIndexStep = maxIndexStep
+    }
+
+    /// The latents after this step's guidance: z ← z − √(1 − ᾱ_t)·∇(s·E) while the stale loss is
+    /// above the threshold, at most `maxIterations` times, for steps before `maxIndexStep`.
+    public func guide(_ latents: Tensor, stepIndex: Int, alphaCumprod: Double, energy: (Tensor) throws -> Tensor) throws -> Tensor {
+        guard stepIndex < maxIndexStep else { return latents }
+        var z = latents
+        var iteration = 0
+        while previousLoss / scale > threshold && iteration < maxIterations {
+            z = try z.detached().requiringGrad()
+            let e = try energy(z)
+            let loss = try e * scale
+            try loss.backward()
+            guard let gradient = try z.grad() else { throw PluginError(LVD_ERR_INTERNAL, "the energy does not depend on the latents") }
+            z = try (z - gradient * Float((1 - alphaCumprod).squareRoot())).detached()
+            previousLoss = try loss.item()
+            energies.append(previousLoss / scale)
+            iteration += 1
+        }
+        return z
+    }
+}
+
+/// LVD's cross-attention energy (METHODS.md §6.2): per layer, object, frame and token, top-k
+/// mass inside the box (foreground) and outside it (background), and optionally the centre of
+/// mass of the attention against the box's and its frame-to-frame velocity; summed over heads and
+/// frames, averaged over tokens, objects and layers.
+public struct LVDEnergy {
+    public var foregroundTopP: Float = 0.75
+    public var backgroundTopP: Float = 0.75
+    public var foregroundWeight: Float = 1
+    public var backgroundWeight: Float = 4
+    public var centreWeight: Float = 0.03
+
+    public init() {}
+
+    /// E from the captured maps, one per layer of `setup` (frames, heads, cells, tokens).
+    public func callAsFunction(_ maps: [Tensor], setup: GuidanceSetup, runtime: TensorRuntime) throws -> Tensor {
+        var total: Tensor?
+        for (layer, map) in zip(setup.layers, maps) {
+            for object in setup.objects {
+                let term = try objectEnergy(map, layer: layer, object: object, setup: setup, runtime: runtime)
+                total = try total.map { try $0 + term } ?? term
+            }
+        }
+        guard let total else { return try runtime.tensor([0], shape: []) }
+        return try total / Float(setup.objects.count * setup.layers.count)
+    }
+
+    /// E_κ,o: Σ over frames and tokens of ℓ, divided by the number of tokens.
+    func objectEnergy(_ map: Tensor, layer: GuidanceSetup.Layer, object: GuidanceSetup.Object, setup: GuidanceSetup,
+                      runtime: TensorRuntime) throws -> Tensor {
+        let frames = setup.frames, heads = layer.heads, cells = layer.height * layer.width
+        let (maskValues, inside) = setup.masks(object, layer)
+        let mask = try runtime.tensor(maskValues, shape: [frames, 1, cells])
+        let outside = try runtime.tensor(maskValues.map { 1 - $0 }, shape: [frames, 1, cells])
+        // k per frame: trunc of a float32 product, at least 1; the top-k of the largest k, each
+        // frame averaging its own first k (the values come sorted).
+        let kForeground = inside.map { Swift.max(1, Int(Float($0) * foregroundTopP)) }
+        let kBackground = inside.map { Swift.max(1, Int(Float(cells - $0) * backgroundTopP)) }
+        func averaging(_ ks: [Int]) throws -> (Tensor, Int) {
+            let width = ks.max()!
+            var weights = [Float](repeating: 0, count: frames * width)
+            for (f, k) in ks.enumerated() { for i in 0..<k { weights[f * width + i] = 1 / Float(k) } }
+            return (try runtime.tensor(weights, shape: [frames, 1, width]), width)
+        }
+        let (foregroundWeights, foregroundWidth) = try averaging(kForeground)
+        let (backgroundWeights, backgroundWidth) = try averaging(kBackground)
+
+        // Centres of mass of the boxes per frame, and which frames count (present; next present).
+        var centreY = [Float](repeating: 0, count: frames), centreX = [Float](repeating: 0, count: frames)
+        for f in 0..<frames where inside[f] > 0 {
+            var sy: Float = 0, sx: Float = 0
+            for p in 0..<cells where maskValues[f * cells + p] != 0 { sy += Float(p / layer.width); sx += Float(p % layer.width) }
+            centreY[f] = sy / Float(inside[f])
+            centreX[f] = sx / Float(inside[f])
+        }
+        let present = (0..<frames).map { inside[$0] > 0 ? 1 / Float(heads) : 0 }
+        let moving = (0..<frames).map { f in inside[f] > 0 && inside[Swift.min(f + 1, frames - 1)] > 0 && f + 1 < frames ? 1 / Float(heads) : 0 }
+        let rowIndex = try runtime.tensor((0..<cells).map { Float($0 / layer.width) }, shape: [1, 1, cells])
+        let columnIndex = try runtime.tensor((0..<cells).map { Float($0 % layer.width) }, shape: [1, 1, cells])
+
+        var sum: Tensor?
+        for token in object.tokens {
+            // (frames, heads, cells, tokens) -> (frames, heads, cells) of this token
+            let a = try map.sliced(axis: 3, start: token, end: token + 1).reshaped([frames, heads, cells])
+            let top = try (a * mask).topK(foregroundWidth)
+            let foreground = try (top * foregroundWeights).sum() * -1 + Float(frames * heads)
+            let background = try ((a * outside).topK(backgroundWidth) * backgroundWeights).sum()
+            var loss = try foreground * foregroundWeight + background * backgroundWeight
+            if centreWeight > 0 {
+                let mass = try a.sum(axes: [2])
+                let cy = try (a * rowIndex).sum(axes: [2]) / mass, cx = try (a * columnIndex).sum(axes: [2]) / mass   // (frames, heads)
+                let presentWeights = try runtime.tensor(present, shape: [frames, 1])
+                var centre = try ((cy - runtime.tensor(centreY, shape: [frames, 1])).pow(2) * presentWeights).sum()
+                centre = try centre + ((cx - runtime.tensor(centreX, shape: [frames, 1])).pow(2) * presentWeights).sum()
+                if frames > 1 {
+                    // Velocity: (c(f+1) − c(f)) − (box(f+1) − box(f)); the last frame has none.
+                    func next(_ t: Tensor) throws -> Tensor { try Tensor.concat([t.sliced(axis: 0, start: 1, end: frames), t.sliced(axis: 0, start: frames - 1, end: frames)], axis: 0) }
+                    func shifted(_ v: [Float]) -> [Float] { (0..<frames).map { v[Swift.min($0 + 1, frames - 1)] - v[$0] } }
+                    let movingWeights = try runtime.tensor(moving, shape: [frames, 1])
+                    let vy = try (next(cy) - cy) - runtime.tensor(shifted(centreY), shape: [frames, 1])
+                    let vx = try (next(cx) - cx) - runtime.tensor(shifted(centreX), shape: [frames, 1])
+                    centre = try centre + (vy.pow(2) * movingWeights).sum() + (vx.pow(2) * movingWeights).sum()
+                }
+                loss = try loss + centre * centreWeight
+            }
+            sum = try sum.map { try $0 + loss } ?? loss
+        }
+        return try sum! / Float(object.tokens.count)
+    }
+}
