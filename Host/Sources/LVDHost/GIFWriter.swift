@@ -71,6 +71,10 @@ public struct GIFWriter {
         }
         closed = true
         guard EGifCloseFile(gif, &error) == GIF_OK else { throw Failure(description: "cannot write \(path): \(String(cString: GifErrorString(error)))") }
+        // giflib creates the file 0600; a GIF is as readable as any other output (umask applies).
+        let mask = umask(0)
+        umask(mask)
+        chmod(temporary, 0o666 & ~mask)
         guard rename(temporary, path) == 0 else { throw Failure(description: "cannot write \(path): \(String(cString: strerror(errno)))") }
     }
 }

@@ -215,6 +215,11 @@ public final class PluginLoader: @unchecked Sendable {
 /// SHA-256 of a file's bytes as lower-case hex, or nil when it cannot be read.
 public func sha256Hex(ofFile path: String) -> String? {
     guard let data = FileManager.default.contents(atPath: path) else { return nil }
+    return sha256Hex(of: data)
+}
+
+/// SHA-256 of `data` as lower-case hex, or nil if libcrypto fails.
+public func sha256Hex(of data: Data) -> String? {
     var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
     var length: UInt32 = 0
     let ok = data.withUnsafeBytes { bytes in

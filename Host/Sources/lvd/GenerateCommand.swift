@@ -1,0 +1,194 @@
+import ArgumentParser
+import Foundation
+import LVDFormats
+import LVDHost
+import LVDModels
+import LVDRuntime
+import LVDSDK
+import LVDStage1
+
+/// `lvd generate`: plan a layout (or read one), load the model, run a method plugin, and write
+/// video.gif, video.npy, layout.json, layout.gif and run.json.
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate a video: stage 1 (planner or layout file) then stage 2 (a method plugin) on a diffusers model.")
+
+    @OptionGroup var host: HostOptions
+    @Argument(help: "The prompt.") var prompt: String
+    @Option(help: "Planner plugin for the layout (default: offline).") var planner: String = "offline"
+    @Option(name: .customLong("planner-param"), help: ArgumentHelp("A planner parameter (repeatable).", valueName: "key=value"))
+    var plannerParams: [String] = []
+    @Option(help: ArgumentHelp("Use this layout file (lvd.layout/1) instead of a planner.", valueName: "file")) var layout: String?
+    @Option(help: "Method plugin.") var method: String = "lvd"
+    @Option(name: .customLong("param"), help: ArgumentHelp("A method parameter (repeatable; see `lvd plugins info ID`).", valueName: "key=value"))
+    var params: [String] = []
+    @Option(help: ArgumentHelp("A diffusers text-to-video folder (default: $LVD_MODEL, else the bundled model).", valueName: "dir"))
+    var model: String?
+    @Option(help: "Seed of the initial noise.") var seed: UInt64 = 0
+    @Option(help: "Frames (default 16).") var frames: Int = 16
+    @Option(help: ArgumentHelp("Video size WxH in pixels (default: the model's sample size).", valueName: "WxH")) var size: String?
+    @Option(help: "Denoising steps.") var steps: Int = 40
+    @Option(help: "Negative prompt (default: the method's, the reference's video negative prompt).") var negative: String?
+    @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String = "lvd-output"
+    @Flag(help: "Print run.json to standard output instead of progress and a summary.") var json = false
+
+    func validate() throws {
+        if prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw ValidationError("the prompt is empty") }
+        guard (1...256).contains(frames) else { throw ValidationError("--frames must be in 1…256, got \(frames)") }
+        guard (1...1000).contains(steps) else { throw ValidationError("--steps must be in 1…1000, got \(steps)") }
+        if let size, Self.parseSize(size) == nil { throw ValidationError("--size must be WxH with positive integers, e.g. 256x256, got '\(size)'") }
+    }
+
+    static func parseSize(_ text: String) -> (width: Int, height: Int)? {
+        let parts = text.lowercased().split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 2, parts.allSatisfy({ $0 > 0 && $0 <= 4096 }) else { return nil }
+        return (parts[0], parts[1])
+    }
+
+    /// --model, $LVD_MODEL, then the bundled model beside the executable or in the source tree.
+    static func modelFolder(_ explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        if let explicit { return explicit }
+        if let variable = environment["LVD_MODEL"], !variable.isEmpty { return variable }
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        var candidates = [executable.appendingPathComponent("../share/lvd/models/tiny").standardized.path]
+        var folder = executable
+        for _ in 0..<6 {
+            candidates.append(folder.appendingPathComponent("Models/tiny").path)
+            folder.deleteLastPathComponent()
+        }
+        if let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0 + "/model_index.json") }) { return found }
+        throw CLIError("no model: pass --model DIR (a diffusers text-to-video folder) or set LVD_MODEL; no bundled model was found")
+    }
+
+    func run() throws {
+        let started = Date()
+        let catalog = host.catalog()
+        let loader = PluginLoader()
+        defer { loader.shutdown() }
+        let modelPath = try Self.modelFolder(model)
+
+        // Stage 1.
+        let plannedAt = Date()
+        let layoutValue: Layout
+        let plannerUsed: String
+        if let layout {
+            guard let text = try? String(contentsOfFile: layout, encoding: .utf8) else { throw CLIError("layout file \(layout): cannot read it") }
+            layoutValue = try Layout.decode(json: text, source: "layout file \(layout)")
+            plannerUsed = "file:\(layout)"
+        } else {
+            let plugin = try loader.load(catalog.require(id: planner, kind: .planner))
+            layoutValue = try PlannerInstance(plugin: plugin, params: try plugin.resolveParams(plannerParams)).planLayout(prompt: prompt)
+            plannerUsed = planner
+        }
+        let planSeconds = Date().timeIntervalSince(plannedAt)
+
+        // Stage 2.
+        let methodPlugin = try loader.load(catalog.require(id: method, kind: .method))
+        let resolved = try methodPlugin.resolveParams(params)
+        let instance = try MethodInstance(plugin: methodPlugin, params: resolved)
+        let loadedAt = Date()
+        let folder: Pipeline
+        do { folder = try Pipeline(path: modelPath) } catch { throw CLIError("\(error)") }
+        let (width, height) = size.flatMap(Self.parseSize) ?? {
+            let side = (folder.unet.configuration.sampleSize ?? 32) * folder.vaeScaleFactor
+            return (side, side)
+        }()
+        let pipeline = ModelAPI.pipelines.insert(folder)
+        defer { try? ModelAPI.pipelines.release(pipeline) }
+        let loadSeconds = Date().timeIntervalSince(loadedAt)
+
+        let progress = ProgressLine(enabled: !json)
+        HostServices.shared.setProgressHandler { _, done, total, what in progress.update(done: done, total: total, what: what) }
+        defer { HostServices.shared.setProgressHandler(nil) }
+        let generatedAt = Date()
+        let request = MethodRequest(prompt: Stage1.key(prompt), negativePrompt: negative, layoutJSON: layoutValue.json.serialized(),
+                                    seed: seed, frames: frames, width: width, height: height, steps: steps, pipeline: pipeline)
+        let outcome = Result { () throws(PluginCallError) -> Tensor in try instance.generate(request) }
+        progress.finish()
+        let video: Tensor
+        switch outcome {
+        case .success(let value):
+            video = value
+        case .failure(let error) where error.status == LVD_ERR_CANCELLED:
+            FileHandle.standardError.write(Data("cancelled: nothing was written\n".utf8))
+            throw ExitCode(130)
+        case .failure(let error):
+            throw error
+        }
+        let generateSeconds = Date().timeIntervalSince(generatedAt)
+
+        // Outputs: every file written whole (temporary name, then renamed); run.json last.
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        let frames = VideoFrames(frames: video.shape[0], height: video.shape[1], width: video.shape[2], rgb: video.toArray().map { UInt8($0) })
+        let layoutText = layoutValue.json.serialized(pretty: true) + "\n"
+        do {
+            try writeAtomically(Data(layoutText.utf8), to: output + "/layout.json")
+            try LayoutGIF.write(layoutValue, to: output + "/layout.gif", frames: self.frames)
+            try frames.writeNPY(to: output + "/video.npy")
+            try frames.writeGIF(to: output + "/video.gif")
+        } catch { throw CLIError("\(error)") }
+        let run = JSONObject([
+            "prompt": .string(prompt), "layout": layoutValue.json, "planner": .string(plannerUsed),
+            "method": .string(method), "method_version": .string(methodPlugin.version), "params": .object(resolved),
+            "seed": .number(Double(seed)), "frames": .number(Double(self.frames)), "width": .number(Double(width)),
+            "height": .number(Double(height)), "steps": .number(Double(steps)),
+            "negative_prompt": negative.map(JSONValue.string) ?? .null,
+            "model": .object(JSONObject(["path": .string(URL(fileURLWithPath: modelPath).standardized.path),
+                                         "pipeline_class": .string(folder.folder.pipelineClass),
+                                         "config_sha256": .string(Self.configHash(modelPath))])),
+            "versions": .object(JSONObject(["lvd": .string(HostServices.hostVersion), "abi": .string("\(LVD_ABI_MAJOR).\(LVD_ABI_MINOR)")])),
+            "timings": .object(JSONObject(["plan_seconds": .number(planSeconds), "model_load_seconds": .number(loadSeconds),
+                                           "generate_seconds": .number(generateSeconds),
+                                           "total_seconds": .number(Date().timeIntervalSince(started))])),
+            "peak_rss_bytes": .number(Double(ProcessMemory.peakResidentBytes)),
+            "files": .array(["video.gif", "video.npy", "layout.json", "layout.gif"].map(JSONValue.string)),
+        ])
+        let runText = JSONValue.object(run).serialized(pretty: true) + "\n"
+        do { try writeAtomically(Data(runText.utf8), to: output + "/run.json") } catch { throw CLIError("\(error)") }
+        if json {
+            print(runText, terminator: "")
+        } else {
+            print("wrote \(output)/video.gif, video.npy, layout.json, layout.gif, run.json")
+            print(String(format: "%@ on %@: %d frames %dx%d, %d steps, seed %llu, %.1f s (peak %.2f GiB)", method, folder.folder.pipelineClass,
+                         self.frames, width, height, steps, seed, generateSeconds, Double(ProcessMemory.peakResidentBytes) / 1_073_741_824))
+        }
+    }
+
+    /// SHA-256 over the folder's JSON files (configs, model index), so run.json pins the model's
+    /// configuration without hashing gigabytes of weights.
+    static func configHash(_ folder: String) -> String {
+        let files = (FileManager.default.enumerator(atPath: folder)?.allObjects as? [String] ?? []).filter { $0.hasSuffix(".json") }.sorted()
+        let listing = files.map { "\($0) \(sha256Hex(ofFile: folder + "/" + $0) ?? "-")" }.joined(separator: "\n")
+        return sha256Hex(of: Data(listing.utf8)) ?? ""
+    }
+}
+
+/// A progress bar on a terminal (rewritten in place), plain lines otherwise.
+final class ProgressLine: @unchecked Sendable {
+    private let enabled: Bool
+    private let terminal = isatty(2) != 0
+    private let lock = NSLock()
+    private var drawn = false
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func update(done: Int64, total: Int64, what: String) {
+        guard enabled else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        if terminal {
+            let width = 30, filled = total > 0 ? Int(Double(width) * Double(done) / Double(total)) : 0
+            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+            FileHandle.standardError.write(Data("\r[\(bar)] \(what) \(done)/\(total)".utf8))
+            drawn = true
+        } else {
+            FileHandle.standardError.write(Data("\(what) \(done)/\(total)\n".utf8))
+        }
+    }
+
+    func finish() {
+        lock.lock()
+        defer { lock.unlock() }
+        if drawn { FileHandle.standardError.write(Data("\n".utf8)); drawn = false }
+    }
+}
