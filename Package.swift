@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "LVDPlannerFile", type: .dynamic, targets: ["LVDPlannerFile"]),
         .library(name: "LVDMethodBaseline", type: .dynamic, targets: ["LVDMethodBaseline"]),
         .library(name: "LVDMethodLVD", type: .dynamic, targets: ["LVDMethodLVD"]),
+        .library(name: "LVDMethodBackwardGuidance", type: .dynamic, targets: ["LVDMethodBackwardGuidance"]),
         .library(name: "LVDPlannerLLM", type: .dynamic, targets: ["LVDPlannerLLM"]),
         .library(name: "LVDPlannerOffline", type: .dynamic, targets: ["LVDPlannerOffline"]),
         // Test-only plugins (no manifest in plugins.d; the tests write one).
@@ -101,6 +102,14 @@ let package = Package(
                 .product(name: "LVDFormats", package: "SDK"),
             ],
             path: "Plugins/Methods/LVD"),
+        .target(
+            name: "LVDMethodBackwardGuidance",
+            dependencies: [
+                "LVDGuidance",
+                .product(name: "LVDPluginKit", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+            ],
+            path: "Plugins/Methods/BackwardGuidance"),
         .target(
             name: "LVDTestGuidanceProbe",
             dependencies: [

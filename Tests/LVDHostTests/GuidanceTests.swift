@@ -41,6 +41,17 @@ final class GuidanceTests: XCTestCase {
         XCTAssertEqual(loop.energies[0], before, accuracy: 1e-4 * Swift.abs(before))
         XCTAssertLessThan(after, before, "guidance lowers the energy (\(before) → \(after))")
         XCTAssertEqual(loop.previousLoss / 5, loop.energies[2], accuracy: 1e-4)
+        // Backward guidance's ratio energy falls too.
+        let ratio = RatioEnergy()
+        func r(_ z: Tensor) throws -> Tensor {
+            try ratio(pipeline.unet(z, timestep: 999, context: context, capture: keys).attention, setup: setup, runtime: models.tensors)
+        }
+        let ratioBefore = try models.tensors.withoutGrad { try r(z).item() }
+        let ratioLoop = GuidanceLoop(scale: 30, threshold: 0, maxIterations: 3, maxIndexStep: 10)
+        let ratioGuided = try ratioLoop.guide(z, stepIndex: 0, alphaCumprod: alpha, energy: r)
+        let ratioAfter = try models.tensors.withoutGrad { try r(ratioGuided).item() }
+        XCTAssertLessThan(ratioAfter, ratioBefore, "ratio energy \(ratioBefore) → \(ratioAfter)")
+        XCTAssertLessThanOrEqual(ratioBefore, Float(setup.frames), "at most 1 per frame and token (one token here)")
         // Above max_index_step nothing happens; with τ ≥ 10000/s guidance never runs.
         XCTAssertEqual(try loop.guide(z, stepIndex: 10, alphaCumprod: alpha, energy: e).toArray(), try z.toArray())
         let never = GuidanceLoop(scale: 5, threshold: 2000, maxIterations: 5, maxIndexStep: 10)

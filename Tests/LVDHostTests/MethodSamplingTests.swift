@@ -90,6 +90,10 @@ final class MethodSamplingTests: XCTestCase {
         XCTAssertThrowsError(try method("lvd", library: "libLVDMethodLVD.so", params: ["keys=down,9,0"]).generate(request)) {
             XCTAssertTrue("\($0)".contains("this UNet has no cross-attention layer down,9,0"), "\($0)")
         }
+        let backward = try method("backward-guidance", library: "libLVDMethodBackwardGuidance.so")
+        let ratio = try backward.generate(request).toArray()
+        XCTAssertEqual(try backward.generate(request).toArray(), ratio, "same seed, same video")
+        XCTAssertNotEqual(ratio, guided, "another energy, another video")
     }
 
     func testBaselineRefusesRequestsItCannotServe() throws {

@@ -226,3 +226,77 @@ public struct LVDEnergy {
         return try sum! / Float(object.tokens.count)
     }
 }
+
+/// Backward guidance's ratio energy (METHODS.md §7.2): for every layer, object, frame and token,
+/// the share of the attention inside the box, act = Σ(a ⊙ M) / (Σa + 0.01), enters as
+/// mean over heads of (1 − act)²; summed over frames, averaged over tokens, objects and layers.
+public struct RatioEnergy {
+    public init() {}
+
+    public func callAsFunction(_ maps: [Tensor], setup: GuidanceSetup, runtime: TensorRuntime) throws -> Tensor {
+        var total: Tensor?
+        for (layer, map) in zip(setup.layers, maps) {
+            let cells = layer.height * layer.width
+            for object in setup.objects {
+                let mask = try runtime.tensor(setup.masks(object, layer).values, shape: [setup.frames, 1, cells])
+                var sum: Tensor?
+                for token in object.tokens {
+                    let a = try map.sliced(axis: 3, start: token, end: token + 1).reshaped([setup.frames, layer.heads, cells])
+                    let act = try (a * mask).sum(axes: [2]) / (a.sum(axes: [2]) + 0.01)
+                    let loss = try (act * -1 + 1).pow(2).sum() / Float(layer.heads)
+                    sum = try sum.map { try $0 + loss } ?? loss
+                }
+                let term = try sum! / Float(object.tokens.count)
+                total = try total.map { try $0 + term } ?? term
+            }
+        }
+        guard let total else { return try runtime.tensor([0], shape: []) }
+        return try total / Float(setup.objects.count * setup.layers.count)
+    }
+}
+
+/// The whole guided generation of LVD, LVD+ and backward guidance (METHODS.md §4.7, §6.3, §7.2):
+/// the layout's generation prompt, a guidance pass per iteration that captures the layers'
+/// attention with the positive prompt only (no grounding), the method's energy, the loop's
+/// update, then CFG and the scheduler step.
+public struct GuidedGeneration {
+    public var keys = "auto"
+    public var defaultKeys = GuidanceSetup.lvdKeys
+    public var guidanceScale: Float = 9
+    public var recompute = false
+
+    public init() {}
+
+    public func run(host: HostContext, request: MethodRequest, loop: GuidanceLoop,
+                    energy: @escaping ([Tensor], GuidanceSetup, TensorRuntime) throws -> Tensor,
+                    grounding: ((Sampler.Step, GuidanceSetup) throws -> Pipeline.Grounding?)? = nil) throws -> Tensor {
+        guard let text = request.layoutJSON else { throw PluginError.invalidArgument("this method needs a layout (--planner or --layout)") }
+        let layout = try Layout.decode(json: text, source: "layout")
+        let sampler = try Sampler(host: host, request: request, guidanceScale: guidanceScale)
+        let pipeline = sampler.pipeline
+        let setup = try GuidanceSetup(layout: layout, pipeline: pipeline, frames: request.frames,
+                                      latentHeight: sampler.latentShape[3], latentWidth: sampler.latentShape[4],
+                                      keys: keys, defaultKeys: defaultKeys) { host.log(.info, $0) }
+        host.log(.info, "generation prompt: \(setup.prompt)")
+        let groundingHook = grounding.map { hook in { (step: Sampler.Step) throws -> Pipeline.Grounding? in try hook(step, setup) } }
+        if setup.objects.isEmpty {
+            // [F] The reference produces no video for a layout without objects; sample unguided.
+            host.log(.warning, "the layout has no objects: sampling without guidance")
+            return try sampler.run(prompt: setup.prompt, grounding: groundingHook)
+        }
+        let context = try sampler.context(setup.prompt)
+        let capture = setup.layers.map(\.key)
+        let video = try sampler.run(prompt: setup.prompt, guide: { step, latents in
+            try loop.guide(latents, stepIndex: step.index, alphaCumprod: try sampler.scheduler.alphaCumprod(step.timestep)) { z in
+                let maps = try pipeline.unet(z, timestep: Double(step.timestep), context: context, capture: capture, recompute: recompute).attention
+                let e = try energy(maps, setup, sampler.models.tensors)
+                host.log(.debug, "step \(step.index): energy \(try e.item())")
+                return e
+            }
+        }, grounding: groundingHook)
+        if let first = loop.energies.first, let last = loop.energies.last {
+            host.log(.info, "guidance: \(loop.energies.count) updates, energy \(first) → \(last)")
+        }
+        return video
+    }
+}

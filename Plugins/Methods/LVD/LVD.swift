@@ -43,13 +43,6 @@ final class LVDMethod: MethodPlugin {
     }
 
     func generate(_ request: MethodRequest) throws -> Tensor {
-        guard let text = request.layoutJSON else { throw PluginError.invalidArgument("the lvd method needs a layout (--planner or --layout)") }
-        let layout = try Layout.decode(json: text, source: "layout")
-        let sampler = try Sampler(host: host, request: request, guidanceScale: Float(params["guidance_scale"]?.numberValue ?? 9))
-        let pipeline = sampler.pipeline
-        let setup = try GuidanceSetup(layout: layout, pipeline: pipeline, frames: request.frames,
-                                      latentHeight: sampler.latentShape[3], latentWidth: sampler.latentShape[4],
-                                      keys: params["keys"]?.stringValue ?? "auto", defaultKeys: GuidanceSetup.lvdKeys) { host.log(.info, $0) }
         var energy = LVDEnergy()
         energy.foregroundTopP = Float(number("fg_top_p", benchmark: 0.75, weak: 0.25))
         energy.backgroundTopP = Float(number("bg_top_p", benchmark: 0.75, weak: 0.25))
@@ -60,27 +53,13 @@ final class LVDMethod: MethodPlugin {
                                 threshold: Float(number("loss_threshold", benchmark: 200, weak: 250)),
                                 maxIterations: Int(number("max_iter", benchmark: 5, weak: 1)),
                                 maxIndexStep: params["max_index_step"]?.intValue ?? 10)
-        let recompute = params["recompute"]?.boolValue ?? false
-        host.log(.info, "generation prompt: \(setup.prompt)")
-        if setup.objects.isEmpty {
-            // [F] The reference produces no video for a layout without objects; sample unguided.
-            host.log(.warning, "the layout has no objects: sampling without guidance")
-            return try sampler.run(prompt: setup.prompt)
+        var generation = GuidedGeneration()
+        generation.keys = params["keys"]?.stringValue ?? "auto"
+        generation.guidanceScale = Float(params["guidance_scale"]?.numberValue ?? 9)
+        generation.recompute = params["recompute"]?.boolValue ?? false
+        return try generation.run(host: host, request: request, loop: loop) { maps, setup, runtime in
+            try energy(maps, setup: setup, runtime: runtime)
         }
-        let context = try sampler.context(setup.prompt)
-        let keys = setup.layers.map(\.key)
-        let video = try sampler.run(prompt: setup.prompt, guide: { step, latents in
-            try loop.guide(latents, stepIndex: step.index, alphaCumprod: try sampler.scheduler.alphaCumprod(step.timestep)) { z in
-                let maps = try pipeline.unet(z, timestep: Double(step.timestep), context: context, capture: keys, recompute: recompute).attention
-                let e = try energy(maps, setup: setup, runtime: sampler.models.tensors)
-                self.host.log(.debug, "step \(step.index): energy \(try e.item())")
-                return e
-            }
-        })
-        if let first = loop.energies.first, let last = loop.energies.last {
-            host.log(.info, "guidance: \(loop.energies.count) updates, energy \(first) → \(last)")
-        }
-        return video
     }
 }
 
