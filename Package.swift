@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "LVDMethodBaseline", type: .dynamic, targets: ["LVDMethodBaseline"]),
         .library(name: "LVDMethodLVD", type: .dynamic, targets: ["LVDMethodLVD"]),
         .library(name: "LVDMethodBackwardGuidance", type: .dynamic, targets: ["LVDMethodBackwardGuidance"]),
+        .library(name: "LVDMethodMultiDiffusion", type: .dynamic, targets: ["LVDMethodMultiDiffusion"]),
         .library(name: "LVDPlannerLLM", type: .dynamic, targets: ["LVDPlannerLLM"]),
         .library(name: "LVDPlannerOffline", type: .dynamic, targets: ["LVDPlannerOffline"]),
         // Test-only plugins (no manifest in plugins.d; the tests write one).
@@ -110,6 +111,15 @@ let package = Package(
                 .product(name: "LVDFormats", package: "SDK"),
             ],
             path: "Plugins/Methods/BackwardGuidance"),
+        .target(
+            name: "LVDMethodMultiDiffusion",
+            dependencies: [
+                .product(name: "LVDPluginKit", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+                .product(name: "LVDStage1", package: "SDK"),
+                .product(name: "LVDGrounding", package: "SDK"),
+            ],
+            path: "Plugins/Methods/MultiDiffusion"),
         .target(
             name: "LVDTestGuidanceProbe",
             dependencies: [

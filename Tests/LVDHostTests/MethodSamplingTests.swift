@@ -96,6 +96,28 @@ final class MethodSamplingTests: XCTestCase {
         XCTAssertNotEqual(ratio, guided, "another energy, another video")
     }
 
+    /// METHODS.md §6 invariant: one full-frame region whose name is the prompt, no bootstrapping,
+    /// is plain text-to-video.
+    func testMultiDiffusionWithOneFullFrameRegionEqualsBaseline() throws {
+        let pipeline = try loadPipeline()
+        defer { _ = ModelAPI.table.pointee.pipeline_release(pipeline, nil) }
+        let full = Layout(prompt: "a red ball", keyframes: Array(repeating: [Layout.Object(id: 0, name: "a red ball", box: [0, 0, 512, 512])], count: 6))
+        let request = MethodRequest(prompt: "a red ball", layoutJSON: full.json.serialized(), seed: 9, frames: 2, width: 16, height: 16,
+                                    steps: 3, pipeline: pipeline)
+        let plain = try method("baseline", library: "libLVDMethodBaseline.so").generate(request).toArray()
+        let fused = try method("multidiffusion", library: "libLVDMethodMultiDiffusion.so", params: ["boot_steps=0"]).generate(request).toArray()
+        XCTAssertLessThanOrEqual(zip(plain, fused).map { Swift.abs($0 - $1) }.max() ?? 0, 1)
+
+        // Two objects with bootstrapping: deterministic per seed, and unlike baseline.
+        let layout = try OfflinePlanner.plan("a cat on the left and a dog on the right").json.serialized()
+        var twoRegions = request
+        twoRegions.layoutJSON = layout
+        let regions = try method("multidiffusion", library: "libLVDMethodMultiDiffusion.so")
+        let first = try regions.generate(twoRegions).toArray()
+        XCTAssertEqual(try regions.generate(twoRegions).toArray(), first, "same seed, same colours, same video")
+        XCTAssertNotEqual(first, plain)
+    }
+
     func testBaselineRefusesRequestsItCannotServe() throws {
         let baseline = try method("baseline", library: "libLVDMethodBaseline.so")
         XCTAssertThrowsError(try baseline.generate(MethodRequest(prompt: "a dog", seed: 1, frames: 2, width: 16, height: 16, steps: 2))) {

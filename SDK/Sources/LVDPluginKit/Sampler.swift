@@ -66,13 +66,39 @@ public final class Sampler {
     /// [negative, positive]; `grounding`, when given, covers both halves (2·F rows).
     public func predict(_ latents: Tensor, step: Step, negative: Tensor, positive: Tensor,
                         grounding: Pipeline.Grounding? = nil) throws(PluginError) -> Tensor {
-        try models.tensors.withoutGrad { () throws(PluginError) in
-            let batch = try Tensor.concat([latents, latents], axis: 0)
-            let context = try Tensor.concat([negative, positive], axis: 0)
+        try predict([latents], step: step, negatives: [negative], positives: [positive], grounding: grounding)[0]
+    }
+
+    /// Guided predictions for several latents with their own prompt pairs, all in one UNet batch
+    /// [negatives…, positives…] (MultiDiffusion's regions).
+    public func predict(_ latents: [Tensor], step: Step, negatives: [Tensor], positives: [Tensor],
+                        grounding: Pipeline.Grounding? = nil) throws(PluginError) -> [Tensor] {
+        let n = latents.count
+        guard n > 0, negatives.count == n, positives.count == n else { throw PluginError.invalidArgument("predict: one prompt pair per latents") }
+        return try models.tensors.withoutGrad { () throws(PluginError) in
+            let batch = try Tensor.concat(latents + latents, axis: 0)
+            let context = try Tensor.concat(negatives + positives, axis: 0)
             let noise = try pipeline.unet(batch, timestep: Double(step.timestep), context: context, grounding: grounding).noise
-            let unconditional = try noise.sliced(axis: 0, start: 0, end: 1), conditional = try noise.sliced(axis: 0, start: 1, end: 2)
-            return try unconditional + (conditional - unconditional) * guidanceScale
+            return try (0..<n).map { i throws(PluginError) in
+                let unconditional = try noise.sliced(axis: 0, start: i, end: i + 1), conditional = try noise.sliced(axis: 0, start: n + i, end: n + i + 1)
+                return try unconditional + (conditional - unconditional) * guidanceScale
+            }
         }
+    }
+
+    /// The loop every method runs: for each scheduler step, `body` returns the next latents
+    /// from the current ones; progress is reported, the host's stop request honoured, and the
+    /// final latents decoded to u8 frames (F, H, W, 3).
+    public func loop(from initial: Tensor, _ body: (Step, Tensor) throws -> Tensor) throws -> Tensor {
+        var latents = initial
+        let timesteps = scheduler.timesteps
+        for (index, timestep) in timesteps.enumerated() {
+            try host.checkCancellation()
+            latents = try body(Step(index: index, timestep: timestep, count: timesteps.count), latents)
+            host.progress(done: index + 1, total: timesteps.count, what: "denoising step")
+        }
+        try host.checkCancellation()
+        return try pipeline.decode(latents)
     }
 
     /// Runs the whole loop for `prompt` and decodes: u8 frames (F, H, W, 3). Before each step's
@@ -83,17 +109,11 @@ public final class Sampler {
                     guide: ((Step, Tensor) throws -> Tensor)? = nil,
                     grounding: ((Step) throws -> Pipeline.Grounding?)? = nil) throws -> Tensor {
         let positive = try context(prompt), negative = try negativeContext()
-        var latents = try initialLatents()
-        let timesteps = scheduler.timesteps
-        for (index, timestep) in timesteps.enumerated() {
-            try host.checkCancellation()
-            let step = Step(index: index, timestep: timestep, count: timesteps.count)
+        return try loop(from: initialLatents()) { step, current in
+            var latents = current
             if let guide { latents = try guide(step, latents).detached() }
             let noise = try predict(latents, step: step, negative: negative, positive: positive, grounding: grounding?(step))
-            latents = try scheduler.step(noise, index: index, sample: latents)
-            host.progress(done: index + 1, total: timesteps.count, what: "denoising step")
+            return try scheduler.step(noise, index: step.index, sample: latents)
         }
-        try host.checkCancellation()
-        return try pipeline.decode(latents)
     }
 }
