@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "LVDMethodLVD", type: .dynamic, targets: ["LVDMethodLVD"]),
         .library(name: "LVDMethodBackwardGuidance", type: .dynamic, targets: ["LVDMethodBackwardGuidance"]),
         .library(name: "LVDMethodMultiDiffusion", type: .dynamic, targets: ["LVDMethodMultiDiffusion"]),
+        .library(name: "LVDMethodBoxDiff", type: .dynamic, targets: ["LVDMethodBoxDiff"]),
         .library(name: "LVDPlannerLLM", type: .dynamic, targets: ["LVDPlannerLLM"]),
         .library(name: "LVDPlannerOffline", type: .dynamic, targets: ["LVDPlannerOffline"]),
         // Test-only plugins (no manifest in plugins.d; the tests write one).
@@ -120,6 +121,15 @@ let package = Package(
                 .product(name: "LVDGrounding", package: "SDK"),
             ],
             path: "Plugins/Methods/MultiDiffusion"),
+        .target(
+            name: "LVDMethodBoxDiff",
+            dependencies: [
+                "LVDGuidance",
+                .product(name: "LVDPluginKit", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+                .product(name: "LVDGrounding", package: "SDK"),
+            ],
+            path: "Plugins/Methods/BoxDiff"),
         .target(
             name: "LVDTestGuidanceProbe",
             dependencies: [

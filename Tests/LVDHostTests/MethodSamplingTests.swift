@@ -118,6 +118,26 @@ final class MethodSamplingTests: XCTestCase {
         XCTAssertNotEqual(first, plain)
     }
 
+    func testBoxDiffGuidesAndSkipsZeroKTerms() throws {
+        let pipeline = try loadPipeline()
+        defer { _ = ModelAPI.table.pointee.pipeline_release(pipeline, nil) }
+        let layout = try OfflinePlanner.plan("a red ball moving from the left to the right").json.serialized()
+        let request = MethodRequest(prompt: "a red ball moving from the left to the right", layoutJSON: layout, seed: 2, frames: 2,
+                                    width: 16, height: 16, steps: 3, pipeline: pipeline)
+        let boxdiff = try method("boxdiff", library: "libLVDMethodBoxDiff.so")
+        let video = try boxdiff.generate(request).toArray()
+        XCTAssertEqual(try boxdiff.generate(request).toArray(), video, "same seed, same video")
+        XCTAssertNotEqual(try method("baseline", library: "libLVDMethodBaseline.so").generate(request).toArray(), video)
+        // A box of under five cells on the 8×8 maps: k = trunc(n · 0.2) = 0 drops the inner term
+        // (never a top-0 or a NaN); the outer term and the corners still guide.
+        let tiny = Layout(prompt: "a red ball", keyframes: Array(repeating: [Layout.Object(id: 0, name: "red ball", box: [100, 100, 40, 40])], count: 6))
+        var small = request
+        small.layoutJSON = tiny.json.serialized()
+        let guided = try boxdiff.generate(small).toArray()
+        XCTAssertTrue(guided.allSatisfy(\.isFinite))
+        XCTAssertNotEqual(guided, try method("boxdiff", library: "libLVDMethodBoxDiff.so", params: ["guided_steps=0"]).generate(small).toArray())
+    }
+
     func testBaselineRefusesRequestsItCannotServe() throws {
         let baseline = try method("baseline", library: "libLVDMethodBaseline.so")
         XCTAssertThrowsError(try baseline.generate(MethodRequest(prompt: "a dog", seed: 1, frames: 2, width: 16, height: 16, steps: 2))) {
