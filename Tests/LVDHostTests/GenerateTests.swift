@@ -106,3 +106,34 @@ final class GenerateTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: temp.file("out/run.json")))
     }
 }
+
+final class CompareTests: XCTestCase {
+    func testCompareRunsEachMethodApartAndReportsFailures() throws {
+        let temp = try TempDir()
+        let result = try lvd(["compare", "a red ball moving from the left to the right", "--methods", "baseline,lvd,no-such-method",
+                              "--model", GenerateTests.model, "--frames", "2", "--steps", "2", "--overlay", "--param", "lvd.max_iter=1",
+                              "-o", temp.file("cmp"), "--json"])
+        XCTAssertEqual(result.status, 1, "a failed method makes the exit status non-zero")
+        let rows = try XCTUnwrap(try JSONValue.parse(result.stdout).arrayValue?.compactMap(\.objectValue), result.output)
+        XCTAssertEqual(rows.map { $0["method"]?.stringValue ?? "" }, ["baseline", "lvd", "no-such-method"])
+        XCTAssertEqual(rows[0]["status"], .string("ok"))
+        XCTAssertEqual(rows[1]["status"], .string("ok"), "the others finish")
+        XCTAssertNotNil(rows[1]["energy_before"]?.numberValue, "lvd reports its guidance energy")
+        XCTAssertNil(rows[0]["energy_before"], "baseline has none")
+        XCTAssertGreaterThan(rows[0]["seconds"]?.numberValue ?? 0, 0)
+        XCTAssertTrue(rows[2]["status"]?.stringValue?.hasPrefix("failed: no-such-method") == true, "\(rows[2])")
+        for method in ["baseline", "lvd"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: temp.file("cmp/\(method)/video.npy")))
+        }
+        var error: Int32 = 0
+        let gif = try XCTUnwrap(DGifOpenFileName(temp.file("cmp/compare.gif"), &error))
+        defer { DGifCloseFile(gif, &error) }
+        XCTAssertEqual(DGifSlurp(gif), GIF_OK)
+        XCTAssertEqual(gif.pointee.ImageCount, 2)
+        XCTAssertGreaterThan(gif.pointee.SWidth, 3 * 96, "three labelled columns")
+        // Every method got the same layout.
+        let run = try JSONValue.parse(String(contentsOfFile: temp.file("cmp/lvd/run.json"), encoding: .utf8)).objectValue
+        XCTAssertEqual(run?["planner"], .string("file:\(temp.file("cmp/layout.json"))"))
+        XCTAssertEqual(run?["params"]?.objectValue?["max_iter"], .number(1), "method.key=value reached its method")
+    }
+}

@@ -82,6 +82,19 @@ public enum LayoutGIF {
 
 /// A 5×7 bitmap font of capitals, digits and common punctuation, drawn for this project.
 /// Each glyph is seven rows of five bits, the high bit leftmost.
+extension LayoutGIF {
+    /// The lit pixels (x, y) of `text` in the 5×7 font, one column between characters.
+    public static func textPixels(_ text: String) -> [(Int, Int)] {
+        var pixels: [(Int, Int)] = []
+        for (index, character) in text.uppercased().enumerated() {
+            for (dy, row) in BitmapFont.glyph(character).enumerated() {
+                for dx in 0..<5 where row & (0b10000 >> dx) != 0 { pixels.append((index * 6 + dx, dy)) }
+            }
+        }
+        return pixels
+    }
+}
+
 enum BitmapFont {
     static func glyph(_ c: Character) -> [UInt8] { glyphs[c] ?? glyphs["?"]! }
 
