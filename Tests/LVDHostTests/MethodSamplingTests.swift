@@ -153,3 +153,31 @@ final class MethodSamplingTests: XCTestCase {
         }
     }
 }
+
+/// A third-party method built out of tree with `cc` against the SDK headers only.
+final class OutOfTreeMethodTests: XCTestCase {
+    func testCExampleMethodBuiltAgainstTheSDKGenerates() throws {
+        let temp = try TempDir()
+        let build = try runProcess("/usr/bin/env", ["make", "-C", TestPaths.repoRoot + "/SDK/examples/c-method", "BUILD=\(temp.path)"])
+        XCTAssertEqual(build.status, 0, build.output)
+        let catalog = PluginCatalog(searchPath: .standard(pluginPaths: [temp.path], environment: ["HOME": TestConfigHome.path]))
+        let plugin = try PluginLoader().load(catalog.require(id: "example-denoise", kind: .method))
+        let example = try MethodInstance(plugin: plugin, params: try plugin.resolveParams([]))
+        var pipeline: OpaquePointer?
+        var error = lvd_error()
+        lvd_error_init(&error)
+        XCTAssertEqual(ModelAPI.table.pointee.pipeline_load(MethodSamplingTests.pipelinePath, &pipeline, &error), LVD_OK)
+        defer { _ = ModelAPI.table.pointee.pipeline_release(pipeline, nil) }
+        let request = MethodRequest(prompt: "a red ball", seed: 5, frames: 2, width: 16, height: 16, steps: 3, pipeline: pipeline)
+        let handles = TensorAPI.handles.count
+        let video = try example.generate(request).toArray()
+        XCTAssertEqual(TensorAPI.handles.count, handles, "the C plugin released every handle")
+        // The same algorithm as the Swift baseline plugin: the same video.
+        let temp2 = try TempDir()
+        try Fixture.writeManifest(in: temp2.path, id: "baseline", kind: "method", library: TestPaths.products + "/libLVDMethodBaseline.so")
+        let baselinePlugin = try PluginLoader().load(PluginCatalog(searchPath: .standard(pluginPaths: [temp2.path], environment: ["HOME": TestConfigHome.path]))
+            .require(id: "baseline", kind: .method))
+        let baseline = try MethodInstance(plugin: baselinePlugin, params: try baselinePlugin.resolveParams([])).generate(request).toArray()
+        XCTAssertLessThanOrEqual(zip(video, baseline).map { Swift.abs($0 - $1) }.max() ?? 0, 1)
+    }
+}
