@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "LVDMethodBackwardGuidance", type: .dynamic, targets: ["LVDMethodBackwardGuidance"]),
         .library(name: "LVDMethodMultiDiffusion", type: .dynamic, targets: ["LVDMethodMultiDiffusion"]),
         .library(name: "LVDMethodBoxDiff", type: .dynamic, targets: ["LVDMethodBoxDiff"]),
+        .library(name: "LVDMethodGLIGEN", type: .dynamic, targets: ["LVDMethodGLIGEN"]),
         .library(name: "LVDPlannerLLM", type: .dynamic, targets: ["LVDPlannerLLM"]),
         .library(name: "LVDPlannerOffline", type: .dynamic, targets: ["LVDPlannerOffline"]),
         // Test-only plugins (no manifest in plugins.d; the tests write one).
@@ -130,6 +131,15 @@ let package = Package(
                 .product(name: "LVDGrounding", package: "SDK"),
             ],
             path: "Plugins/Methods/BoxDiff"),
+        .target(
+            name: "LVDMethodGLIGEN",
+            dependencies: [
+                "LVDGuidance",
+                .product(name: "LVDPluginKit", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+                .product(name: "LVDStage1", package: "SDK"),
+            ],
+            path: "Plugins/Methods/GLIGEN"),
         .target(
             name: "LVDTestGuidanceProbe",
             dependencies: [

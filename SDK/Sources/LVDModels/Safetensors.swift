@@ -217,3 +217,32 @@ extension Module {
         }
     }
 }
+
+extension SafetensorsFile {
+    /// Writes `tensors` as an F32 safetensors file (keys sorted, as safetensors' own writer does).
+    /// For models made in code — random weights for tests and benchmarks.
+    public static func write(_ tensors: [(key: String, tensor: Tensor)], to path: String) throws {
+        var header: [String] = []
+        var payload = Data()
+        for (key, tensor) in tensors.sorted(by: { $0.key < $1.key }) {
+            let values = try tensor.toArray()
+            let start = payload.count
+            values.withUnsafeBytes { payload.append(contentsOf: $0) }
+            header.append("\"\(key)\": {\"dtype\": \"F32\", \"shape\": [\(tensor.shape.map(String.init).joined(separator: ", "))], \"data_offsets\": [\(start), \(payload.count)]}")
+        }
+        var text = Array(("{" + header.joined(separator: ", ") + "}").utf8)
+        while text.count % 8 != 0 { text.append(0x20) }
+        var file = Data()
+        withUnsafeBytes(of: UInt64(text.count).littleEndian) { file.append(contentsOf: $0) }
+        file.append(contentsOf: text)
+        file.append(payload)
+        try file.write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+}
+
+extension Module {
+    /// Every parameter with its checkpoint key, for writing.
+    public func parameterTensors() throws(TensorError) -> [(key: String, tensor: Tensor)] {
+        try namedParameters().map { entry throws(TensorError) in (entry.key, try entry.parameter.tensor) }
+    }
+}
