@@ -74,3 +74,61 @@ final class GLIGENMethodTests: XCTestCase {
         }
     }
 }
+
+/// Every method from the CLI on a pipeline shaped like ModelScope's UNet (four levels, three
+/// cross-attention down blocks, 2 layers, 3 in the up blocks: the K_LVD and K_BD layers exist, so
+/// the methods take their default keys) with tiny widths and random weights; and `lvd compare`
+/// isolating a method that crashes its process.
+final class AllMethodsTests: XCTestCase {
+    static let shapedPipeline: String = {
+        let folder = NSTemporaryDirectory() + "lvd-shaped-pipeline-\(getpid())"
+        try? FileManager.default.removeItem(atPath: folder)
+        try! FileManager.default.copyItem(atPath: MethodSamplingTests.pipelinePath, toPath: folder)
+        let config = """
+            {"_class_name": "UNet3DConditionModel", "in_channels": 4, "out_channels": 4, "block_out_channels": [16, 16, 32, 32],
+             "down_block_types": ["CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D"],
+             "up_block_types": ["UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"],
+             "layers_per_block": 2, "norm_num_groups": 8, "cross_attention_dim": 32, "attention_head_dim": 8, "sample_size": 8}
+            """
+        try! config.write(toFile: folder + "/unet/config.json", atomically: true, encoding: .utf8)
+        let unet = try! UNet3DConditionModel(try! ModelFolder.configuration(UNet3DConfiguration.self, in: folder + "/unet"))
+        try! unet.randomizeParameters(seed: 5, scale: 0.2)
+        try! FileManager.default.removeItem(atPath: folder + "/unet/diffusion_pytorch_model.safetensors")
+        try! SafetensorsFile.write(unet.parameterTensors(), to: folder + "/unet/diffusion_pytorch_model.safetensors")
+        return folder
+    }()
+
+    func testEveryMethodRunsFromTheCLIWithItsDefaultKeys() throws {
+        let temp = try TempDir()
+        let methods = ["baseline", "lvd", "backward-guidance", "boxdiff", "multidiffusion"]
+        let result = try lvd(["compare", "a cat on the left and a dog on the right", "--methods", methods.joined(separator: ","),
+                              "--model", Self.shapedPipeline, "--frames", "2", "--steps", "2", "-o", temp.file("cmp"), "--json"])
+        XCTAssertEqual(result.status, 0, String(result.output.suffix(3000)))
+        let rows = try XCTUnwrap(try JSONValue.parse(result.stdout).arrayValue?.compactMap(\.objectValue))
+        XCTAssertEqual(rows.map { $0["status"]?.stringValue ?? "" }, Array(repeating: "ok", count: methods.count))
+        for method in ["lvd", "boxdiff"] {
+            let run = try lvd(["generate", "a cat on the left", "--method", method, "--model", Self.shapedPipeline, "--frames", "2",
+                               "--steps", "2", "--log-level", "info", "-o", temp.file(method)])
+            XCTAssertEqual(run.status, 0, run.output)
+            XCTAssertFalse(run.stderr.contains("lacks the default layers"), "\(method) guides its default layers: \(run.stderr)")
+        }
+        let gligen = try lvd(["generate", "a red ball", "--method", "lvd-gligen", "--model", GLIGENMethodTests.gatedPipeline,
+                              "--frames", "2", "--steps", "2", "-o", temp.file("gligen")])
+        XCTAssertEqual(gligen.status, 0, gligen.output)
+    }
+
+    func testCompareIsolatesACrashingMethod() throws {
+        let temp = try TempDir()
+        let plugins = try temp.subfolder("plugins")
+        try Fixture.writeManifest(in: plugins, id: "test-crash", kind: "method", library: TestPaths.products + "/libLVDTestGuidanceProbe.so")
+        let result = try lvd(["compare", "a red ball", "--methods", "baseline,test-crash,lvd", "--plugin-path", plugins,
+                              "--model", MethodSamplingTests.pipelinePath, "--frames", "2", "--steps", "2", "-o", temp.file("cmp"), "--json"])
+        XCTAssertEqual(result.status, 1)
+        let rows = try XCTUnwrap(try JSONValue.parse(result.stdout).arrayValue?.compactMap(\.objectValue), result.output)
+        XCTAssertEqual(rows.map { $0["method"]?.stringValue ?? "" }, ["baseline", "test-crash", "lvd"])
+        XCTAssertEqual(rows[0]["status"], .string("ok"))
+        XCTAssertEqual(rows[1]["status"], .string("killed by signal 6"), "\(rows[1])")
+        XCTAssertEqual(rows[2]["status"], .string("ok"), "the method after the crash still runs")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: temp.file("cmp/compare.gif")))
+    }
+}

@@ -90,5 +90,5 @@ final class GuidanceProbe: MethodPlugin {
 
 @_cdecl("lvd_plugin_entry")
 public func lvdPluginEntry() -> UnsafePointer<lvd_plugin_library> {
-    PluginExport.library(methods: [GuidanceProbe.self])
+    PluginExport.library(methods: [GuidanceProbe.self, CrashingMethod.self])
 }
