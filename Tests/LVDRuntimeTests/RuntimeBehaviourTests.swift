@@ -89,6 +89,24 @@ final class RuntimeBehaviourTests: XCTestCase {
         XCTAssertLessThan(kept * 3, tape * 2, "checkpointing keeps fewer buffers alive (\(kept) vs \(tape))")
     }
 
+    /// Inference attention runs in blocks of query rows (scores never whole); it must equal the
+    /// one-shot attention the tape uses, with and without a mask.
+    func testBlockedInferenceAttentionEqualsTheWholeComputation() throws {
+        func values(_ n: Int, _ salt: Int) -> [Float] { (0..<n).map { Float(($0 * 7919 + salt * 104729) % 997) / 997 - 0.5 } }
+        let (b, lq, lk, d) = (3, 1536, 1024, 16) // 3 · 1536 · 1024 > 4 Mi elements: blocked when not recording
+        let q = try Tensor(values(b * lq * d, 1), shape: [b, lq, d])
+        let k = try Tensor(values(b * lk * d, 2), shape: [b, lk, d])
+        let v = try Tensor(values(b * lk * d, 3), shape: [b, lk, d])
+        let mask = try Tensor((0..<(lq * lk)).map { $0 % 5 == 0 ? -1e9 : 0 }, shape: [1, lq, lk])
+        for m in [nil, mask] {
+            let blocked = try GradMode.withoutGrad { try Tensor.attention(query: q, key: k, value: v, mask: m).output.toArray() }
+            // With q requiring grad the tape's path runs: the whole scores at once.
+            let whole = try Tensor.attention(query: q.detached().requiringGrad(), key: k, value: v, mask: m).output.toArray()
+            let worst = zip(blocked, whole).map { Swift.abs($0 - $1) }.max()!
+            XCTAssertLessThanOrEqual(worst, 1e-6, m == nil ? "no mask" : "with a mask")
+        }
+    }
+
     func testNoGradRecordsNothingAndFreesAsItGoes() throws {
         let w = try Tensor.full([64, 64], 0.01).requiringGrad()
         let x = try Tensor.full([8, 64], 1)

@@ -165,6 +165,9 @@ extension Tensor {
         return Tensor.record(output, .gather(inputShape: shape, indices: IndexBox(positions)), [self])
     }
 
+    /// Score elements per block of the blocked inference path of `attention` (16 MB of f32).
+    static let attentionBlockElements = 4 << 20
+
     /// Scaled dot-product attention of (…, Lq, d) queries with (…, Lk, d) keys and values:
     /// softmax(q·kᵀ·scale + mask)·v, scale 1/√d unless given. Also returns the probabilities
     /// (…, Lq, Lk) when `returnProbabilities` (cross-attention capture), which stay differentiable.
@@ -175,6 +178,24 @@ extension Tensor {
             throw .shapeMismatch(op: "attention", "query \(query.shape), key \(key.shape), value \(value.shape)")
         }
         let d = query.shape[query.rank - 1]
+        let rank = query.rank, lq = query.shape[rank - 2], lk = key.shape[rank - 2]
+        let batch = query.shape.dropLast(2).reduce(1, *)
+        let recording = GradMode.isEnabled && (query.requiresGrad || key.requiresGrad || value.requiresGrad || mask?.requiresGrad == true)
+        // Inference without capture: queries in blocks of rows, so the scores and probabilities
+        // of one block (≤ 16 MB) exist at a time instead of the whole (…, Lq, Lk) pair.
+        if !recording && !returnProbabilities && batch * lq * lk > Self.attentionBlockElements && lq > 1 {
+            let rows = Swift.max(8, Self.attentionBlockElements / Swift.max(batch * lk, 1))
+            let keyT = try key.transposed(-2, -1)
+            let scaled = try query * (scale ?? 1 / Float(d).squareRoot())
+            var blocks: [Tensor] = []
+            for start in stride(from: 0, to: lq, by: rows) {
+                let end = Swift.min(start + rows, lq)
+                var scores = try scaled.sliced(axis: rank - 2, start: start, end: end).matmul(keyT)
+                if let mask { scores = try scores + (mask.shape[mask.rank - 2] == lq ? mask.sliced(axis: mask.rank - 2, start: start, end: end) : mask) }
+                blocks.append(try scores.softmax(axis: -1).matmul(value))
+            }
+            return (try Tensor.concat(blocks, axis: rank - 2), nil)
+        }
         // (q·s)·kᵀ = s·(q·kᵀ): scaling q touches Lq·d elements instead of Lq·Lk.
         var scores = try (query * (scale ?? 1 / Float(d).squareRoot())).matmul(key.transposed(-2, -1))
         // An additive mask (0 where attending, a large negative number where not), broadcast.
