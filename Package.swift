@@ -51,6 +51,8 @@ let package = Package(
                 .product(name: "LVDStage1", package: "SDK"),
             ],
             path: "Plugins/Planners/Offline"),
+        // The tiny world: renderer (and, later, detector) of the synthetic videos the bundled model learns.
+        .target(name: "LVDWorld", path: "Host/Sources/LVDWorld"),
         .target(
             name: "LVDHost",
             dependencies: [
@@ -65,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "lvd",
             dependencies: [
-                "LVDHost", "LVDLLMCache",
+                "LVDHost", "LVDLLMCache", "LVDWorld",
                 .product(name: "LVDRuntime", package: "SDK"),
                 .product(name: "LVDFormats", package: "SDK"),
                 .product(name: "LVDStage1", package: "SDK"),
@@ -152,7 +154,7 @@ let package = Package(
         .testTarget(
             name: "LVDHostTests",
             dependencies: [
-                "LVDHost", "CGIF", "LVDGuidance",
+                "LVDHost", "CGIF", "LVDGuidance", "LVDWorld",
                 .product(name: "LVDStage1", package: "SDK"),
                 .product(name: "LVDPluginKit", package: "SDK"),
                 .product(name: "LVDSDK", package: "SDK"),

@@ -8,7 +8,7 @@ struct LVD: ParsableCommand {
         commandName: "lvd",
         abstract: "LLM-grounded video diffusion: prompt → layout → video, with pluggable planners and methods.",
         version: HostServices.hostVersion,
-        subcommands: [Plugins.self, Plan.self, Generate.self, Compare.self, Cache.self, Model.self, Bench.self])
+        subcommands: [Plugins.self, Plan.self, Generate.self, Compare.self, Cache.self, Model.self, WorldCommand.self, Bench.self])
 }
 
 /// Options every command that loads plugins takes.

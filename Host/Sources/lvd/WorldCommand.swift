@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import LVDFormats
+import LVDHost
+import LVDWorld
+
+/// `lvd world`: the synthetic world the bundled model is trained on.
+struct WorldCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "world", abstract: "The tiny world: render clips of the benchmark's classes with their exact boxes.",
+        subcommands: [Render.self])
+
+    struct Render: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Render one random clip: video.gif, video.npy and boxes.json.")
+        @Option(help: "Seed (the same seed, the same clip).") var seed: UInt64 = 0
+        @Option(help: "Frames.") var frames: Int = 8
+        @Option(help: "Width and height in pixels.") var size: Int = 64
+        @Option(help: "Number of objects (default: random, 0…4).") var objects: Int?
+        @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String = "world"
+
+        func validate() throws {
+            guard (1...256).contains(frames) else { throw ValidationError("--frames must be in 1…256") }
+            guard (16...1024).contains(size) else { throw ValidationError("--size must be in 16…1024") }
+            if let objects, !(0...10).contains(objects) { throw ValidationError("--objects must be in 0…10") }
+        }
+
+        func run() throws {
+            let scene = World.randomScene(seed: seed, size: size, frames: frames, objectCount: objects)
+            let clip = WorldRenderer.render(scene)
+            let video = VideoFrames(frames: frames, height: size, width: size, rgb: clip.pixels)
+            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+            do {
+                try video.writeNPY(to: output + "/video.npy")
+                try video.writeGIF(to: output + "/video.gif")
+                try writeAtomically(Data((JSONValue.object(Self.describe(scene, clip, seed: seed)).serialized(pretty: true) + "\n").utf8), to: output + "/boxes.json")
+            } catch { throw CLIError("\(error)") }
+            print("wrote \(output)/video.gif, video.npy, boxes.json: \(scene.background.rawValue); "
+                  + (scene.objects.isEmpty ? "no objects" : scene.objects.map { "\($0.colourName) \($0.kind.rawValue)" }.joined(separator: ", ")))
+        }
+
+        /// Background, and per object its class, colour and visible box per frame (null when off the canvas).
+        static func describe(_ scene: World.Scene, _ clip: WorldRenderer.Clip, seed: UInt64) -> JSONObject {
+            JSONObject([
+                "seed": .number(Double(seed)), "size": .number(Double(scene.size)), "frames": .number(Double(scene.frames)),
+                "background": .string(scene.background.rawValue),
+                "objects": .array(scene.objects.indices.map { o in
+                    .object(JSONObject([
+                        "class": .string(scene.objects[o].kind.rawValue), "colour": .string(scene.objects[o].colourName),
+                        "boxes": .array((0..<scene.frames).map { f in clip.boxes[o][f].map { .array($0.map(JSONValue.number)) } ?? .null }),
+                    ]))
+                }),
+            ])
+        }
+    }
+}
