@@ -74,5 +74,97 @@ final class WorldTests: XCTestCase {
         let npy = try Data(contentsOf: URL(fileURLWithPath: temp.file("w/video.npy")))
         XCTAssertEqual(npy.count, 128 + 8 * 64 * 64 * 3)
         XCTAssertTrue(FileManager.default.fileExists(atPath: temp.file("w/video.gif")))
+
+        // detect reads the clip back from either file and finds the objects' colours.
+        let colours = Set(boxes["objects"]!.arrayValue!.compactMap { $0.objectValue?["colour"]?.stringValue })
+        for file in ["w/video.npy", "w/video.gif"] {
+            let detect = try lvd(["world", "detect", temp.file(file), "--json"])
+            XCTAssertEqual(detect.status, 0, detect.output)
+            let frames = try XCTUnwrap(try JSONValue.parse(detect.stdout).arrayValue)
+            XCTAssertEqual(frames.count, 8)
+            let seen = Set(frames.flatMap { $0.arrayValue ?? [] }.compactMap { $0.objectValue?["colour"]?.stringValue })
+            XCTAssertTrue(colours.isSubset(of: seen), "\(file): rendered \(colours), detected \(seen)")
+        }
+        let bad = try lvd(["world", "detect", temp.file("w/boxes.json")])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("boxes.json: not a .npy file"), bad.stderr)
+    }
+}
+
+/// The detector against the renderer's own boxes (STAGE1 §8's detector contract, for this world).
+final class WorldDetectorTests: XCTestCase {
+    /// Share of visible objects (at least 8 × 8 px on the canvas, at least 60 % of their pixels not
+    /// hidden by another object) found with the right class and colour at IoU ≥ 0.5, over
+    /// `scenes` random clips, after `degrade`.
+    func recall(scenes: Int, degrade: (inout [UInt8], Int, Int) -> Void) -> (rate: Double, misses: [String]) {
+        let detector = WorldDetector()
+        var found = 0, total = 0
+        var misses: [String] = []
+        for seed in 0..<scenes {
+            let scene = World.randomScene(seed: UInt64(1000 + seed), frames: 4)
+            let clip = WorldRenderer.render(scene)
+            var pixels = clip.pixels
+            degrade(&pixels, scene.size, scene.frames)
+            let frameBytes = scene.size * scene.size * 3
+            for f in 0..<scene.frames {
+                let detections = detector.detect(pixels[(f * frameBytes)..<((f + 1) * frameBytes)], width: scene.size, height: scene.size)
+                for (o, object) in scene.objects.enumerated() {
+                    guard let box = clip.boxes[o][f], (box[2] - box[0]) * Double(scene.size) >= 8, (box[3] - box[1]) * Double(scene.size) >= 8,
+                          clip.visible[o][f] >= 0.6 else { continue }
+                    total += 1
+                    if detections.contains(where: { $0.kind == object.kind && $0.colour == object.colourName && iou($0.box, box) >= 0.5 }) {
+                        found += 1
+                    } else if misses.count < 12 {
+                        misses.append("seed \(1000 + seed) frame \(f): \(object.colourName) \(object.kind) at \(box.map { Int($0 * 64) }) — saw \(detections.map { "\($0.colour) \($0.kind) \($0.box.map { Int($0 * 64) })" })")
+                    }
+                }
+            }
+        }
+        return (Double(found) / Double(Swift.max(total, 1)), misses)
+    }
+
+    func iou(_ a: [Double], _ b: [Double]) -> Double {
+        let w = Swift.max(0, Swift.min(a[2], b[2]) - Swift.max(a[0], b[0])), h = Swift.max(0, Swift.min(a[3], b[3]) - Swift.max(a[1], b[1]))
+        let inter = w * h
+        return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+    }
+
+    func testCleanRenders() {
+        let (rate, misses) = recall(scenes: 150) { _, _, _ in }
+        // Issue 7's target is 0.98; measured 0.951 so far (misses: heavy overlaps, frame-cut sprites
+        // taken for another kind). This bound keeps what works from regressing.
+        XCTAssertGreaterThanOrEqual(rate, 0.94, "recall \(rate); misses: \(misses.joined(separator: "\n"))")
+    }
+
+    /// Blur (1-2-1 in both directions) and noise (±12 per channel), about as soft and grainy as
+    /// decoded frames of the tiny model.
+    func testBlurredNoisyRenders() {
+        var state: UInt64 = 99
+        let (rate, misses) = recall(scenes: 150) { pixels, size, frames in
+            var blurred = pixels
+            for f in 0..<frames {
+                for y in 0..<size {
+                    for x in 0..<size {
+                        for c in 0..<3 {
+                            var sum = 0, weight = 0
+                            for dy in -1...1 {
+                                for dx in -1...1 {
+                                    let (nx, ny) = (x + dx, y + dy)
+                                    guard nx >= 0, ny >= 0, nx < size, ny < size else { continue }
+                                    let w = (dx == 0 ? 2 : 1) * (dy == 0 ? 2 : 1)
+                                    sum += w * Int(pixels[((f * size + ny) * size + nx) * 3 + c]); weight += w
+                                }
+                            }
+                            state = state &* 6364136223846793005 &+ 1442695040888963407
+                            let noise = Int((state >> 33) % 25) - 12
+                            blurred[((f * size + y) * size + x) * 3 + c] = UInt8(Swift.max(0, Swift.min(255, sum / weight + noise)))
+                        }
+                    }
+                }
+            }
+            pixels = blurred
+        }
+        // Issue 7's target is 0.90; measured 0.783 so far (blur detaches thin parts: ears, tails).
+        XCTAssertGreaterThanOrEqual(rate, 0.76, "recall \(rate); misses: \(misses.joined(separator: "\n"))")
     }
 }

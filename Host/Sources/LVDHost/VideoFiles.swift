@@ -1,3 +1,4 @@
+import CGIF
 import Foundation
 
 /// A generated video as bytes: frames × height × width × RGB, row-major.
@@ -105,5 +106,57 @@ enum MedianCut {
         }
         if palette.count < 2 { palette.append((0, 0, 0)) }
         return palette
+    }
+}
+
+extension VideoFrames {
+    /// Reads a uint8 (F, H, W, 3) `.npy` file, as `writeNPY` writes it.
+    public static func readNPY(_ path: String) throws -> VideoFrames {
+        guard let data = FileManager.default.contents(atPath: path) else { throw GIFWriter.Failure(description: "\(path): cannot read it") }
+        let bytes = [UInt8](data)
+        guard bytes.count > 10, bytes[0] == 0x93, Array(bytes[1..<6]) == Array("NUMPY".utf8) else {
+            throw GIFWriter.Failure(description: "\(path): not a .npy file")
+        }
+        let length = Int(bytes[8]) | Int(bytes[9]) << 8
+        guard bytes.count >= 10 + length else { throw GIFWriter.Failure(description: "\(path): truncated header") }
+        let header = String(decoding: bytes[10..<(10 + length)], as: UTF8.self)
+        guard header.contains("'descr': '|u1'") || header.contains("'descr': '<u1'"), !header.contains("'fortran_order': True"),
+              let open = header.firstIndex(of: "("), let close = header[open...].firstIndex(of: ")") else {
+            throw GIFWriter.Failure(description: "\(path): needs a C-order uint8 array")
+        }
+        let dims = header[header.index(after: open)..<close].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard dims.count == 4, dims[3] == 3, dims.allSatisfy({ $0 > 0 }) else {
+            throw GIFWriter.Failure(description: "\(path): shape must be (frames, height, width, 3), got \(dims)")
+        }
+        let body = Array(bytes[(10 + length)...])
+        guard body.count == dims[0] * dims[1] * dims[2] * 3 else { throw GIFWriter.Failure(description: "\(path): \(body.count) bytes of data for shape \(dims)") }
+        return VideoFrames(frames: dims[0], height: dims[1], width: dims[2], rgb: body)
+    }
+
+    /// Reads an animated GIF with giflib (each frame drawn over the previous one).
+    public static func readGIF(_ path: String) throws -> VideoFrames {
+        var error: Int32 = 0
+        guard let gif = DGifOpenFileName(path, &error) else { throw GIFWriter.Failure(description: "\(path): \(String(cString: GifErrorString(error)))") }
+        defer { DGifCloseFile(gif, &error) }
+        guard DGifSlurp(gif) == GIF_OK, gif.pointee.ImageCount > 0 else { throw GIFWriter.Failure(description: "\(path): not a readable GIF") }
+        let (w, h, n) = (Int(gif.pointee.SWidth), Int(gif.pointee.SHeight), Int(gif.pointee.ImageCount))
+        var canvas = [UInt8](repeating: 0, count: w * h * 3), rgb: [UInt8] = []
+        for i in 0..<n {
+            let image = gif.pointee.SavedImages[i]
+            let d = image.ImageDesc
+            guard let map = d.ColorMap ?? gif.pointee.SColorMap else { throw GIFWriter.Failure(description: "\(path): frame \(i) has no colour map") }
+            for y in 0..<Int(d.Height) {
+                for x in 0..<Int(d.Width) {
+                    let (cx, cy) = (Int(d.Left) + x, Int(d.Top) + y)
+                    guard cx < w, cy < h else { continue }
+                    let index = Int(image.RasterBits[y * Int(d.Width) + x])
+                    guard index < Int(map.pointee.ColorCount) else { continue }
+                    let c = map.pointee.Colors[index], o = (cy * w + cx) * 3
+                    canvas[o] = c.Red; canvas[o + 1] = c.Green; canvas[o + 2] = c.Blue
+                }
+            }
+            rgb += canvas
+        }
+        return VideoFrames(frames: n, height: h, width: w, rgb: rgb)
     }
 }

@@ -13,16 +13,22 @@ public enum WorldRenderer {
     public struct Clip: Sendable {
         public var pixels: [UInt8]
         public var boxes: [[[Double]?]]
+        /// Share of each object's covered pixels not hidden by a later object, per frame (0 when
+        /// it covers none).
+        public var visible: [[Double]]
     }
 
     public static func render(_ scene: World.Scene) -> Clip {
         let s = scene.size
         var out = [UInt8](repeating: 0, count: scene.frames * s * s * 3)
         var boxes = [[[Double]?]](repeating: [[Double]?](repeating: nil, count: scene.frames), count: scene.objects.count)
+        var visible = [[Double]](repeating: [Double](repeating: 0, count: scene.frames), count: scene.objects.count)
         let background = (0..<(s * s)).map { p in backgroundColour(scene.background, x: p % s, y: p / s, size: s) }
         let offsets = [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)]
         for f in 0..<scene.frames {
             var canvas = background
+            var owner = [Int](repeating: -1, count: s * s)
+            var coverage = [Int](repeating: 0, count: scene.objects.count)
             for (index, object) in scene.objects.enumerated() {
                 var minX = s, minY = s, maxX = -1, maxY = -1
                 defer {
@@ -48,11 +54,17 @@ public enum WorldRenderer {
                         }
                         guard covered > 0 else { continue }
                         minX = Swift.min(minX, x); maxX = Swift.max(maxX, x); minY = Swift.min(minY, y); maxY = Swift.max(maxY, y)
-                        let p = y * s + x, bg = canvas[p], k = Double(covered)
+                        let p = y * s + x
+                        coverage[index] += 1
+                        owner[p] = index
+                        let bg = canvas[p], k = Double(covered)
                         canvas[p] = ((sum.0 + bg.0 * (4 - k)) / 4, (sum.1 + bg.1 * (4 - k)) / 4, (sum.2 + bg.2 * (4 - k)) / 4)
                     }
                 }
             }
+            var owned = [Int](repeating: 0, count: scene.objects.count)
+            for p in 0..<(s * s) where owner[p] >= 0 { owned[owner[p]] += 1 }
+            for index in scene.objects.indices where coverage[index] > 0 { visible[index][f] = Double(owned[index]) / Double(coverage[index]) }
             for p in 0..<(s * s) {
                 let o = (f * s * s + p) * 3
                 out[o] = UInt8(Swift.max(0, Swift.min(255, canvas[p].0.rounded())))
@@ -60,7 +72,7 @@ public enum WorldRenderer {
                 out[o + 2] = UInt8(Swift.max(0, Swift.min(255, canvas[p].2.rounded())))
             }
         }
-        return Clip(pixels: out, boxes: boxes)
+        return Clip(pixels: out, boxes: boxes, visible: visible)
     }
 
     static func backgroundColour(_ background: World.Background, x: Int, y: Int, size: Int) -> RGB {
@@ -126,21 +138,21 @@ public enum WorldRenderer {
         case .cat:
             if circle(u, v, 0.77, 0.34, 0.035) || circle(u, v, 0.88, 0.34, 0.035) { return dark }                      // eyes
             if ellipse(u, v, 0.45, 0.66, 0.34, 0.24) || circle(u, v, 0.82, 0.38, 0.17)
-                || triangle(u, v, (0.67, 0.3), (0.7, 0.04), (0.8, 0.24)) || triangle(u, v, (0.84, 0.24), (0.94, 0.04), (0.97, 0.3))
-                || segment(u, v, (0.14, 0.62), (0.04, 0.22), 0.08) || box(u, v, 0.2, 0.8, 0.28, 1) || box(u, v, 0.6, 0.8, 0.68, 1) { return body }
+                || triangle(u, v, (0.64, 0.32), (0.68, 0.0), (0.82, 0.24)) || triangle(u, v, (0.82, 0.24), (0.96, 0.0), (0.99, 0.32))
+                || segment(u, v, (0.16, 0.62), (0.06, 0.2), 0.14) || box(u, v, 0.17, 0.78, 0.3, 1) || box(u, v, 0.58, 0.78, 0.71, 1) { return body }
             return nil
         case .dog:
             if circle(u, v, 0.84, 0.3, 0.035) { return dark }                                                             // eye
             if ellipse(u, v, 0.74, 0.4, 0.06, 0.15) { return dark }                                                       // ear
-            if ellipse(u, v, 0.45, 0.5, 0.34, 0.2) || box(u, v, 0.18, 0.55, 0.27, 1) || box(u, v, 0.6, 0.55, 0.69, 1)
-                || circle(u, v, 0.8, 0.33, 0.17) || circle(u, v, 0.95, 0.4, 0.07) || segment(u, v, (0.12, 0.45), (0.02, 0.18), 0.07) { return body }
+            if ellipse(u, v, 0.45, 0.5, 0.34, 0.22) || box(u, v, 0.16, 0.55, 0.3, 1) || box(u, v, 0.58, 0.55, 0.72, 1)
+                || circle(u, v, 0.8, 0.33, 0.17) || circle(u, v, 0.95, 0.4, 0.08) || segment(u, v, (0.13, 0.45), (0.04, 0.14), 0.13) { return body }
             return nil
         case .bird:
             if circle(u, v, 0.79, 0.34, 0.035) { return dark }                                                            // eye
             if triangle(u, v, (0.86, 0.32), (1.0, 0.42), (0.86, 0.5)) { return dark }                                     // beak
             if triangle(u, v, (0.28, 0.5), (0.58, 0.5), (0.38, 0.08)) { return light }                                    // wing
             if ellipse(u, v, 0.45, 0.58, 0.3, 0.22) || circle(u, v, 0.75, 0.4, 0.15)
-                || triangle(u, v, (0, 0.42), (0.2, 0.55), (0, 0.72)) { return body }
+                || triangle(u, v, (0, 0.36), (0.24, 0.56), (0, 0.8)) { return body }
             return nil
         }
     }

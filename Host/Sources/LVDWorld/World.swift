@@ -98,7 +98,7 @@ extension World {
         }
     }
 
-    /// A random scene: 0…`maxObjects` objects (distinct kind–colour pairs), each entering,
+    /// A random scene: 0…`maxObjects` objects (each its own colour), each entering,
     /// leaving, crossing or wandering on a straight path; sprites `minSprite`…`maxSprite` px high.
     public static func randomScene(seed: UInt64, size: Int = 64, frames: Int = 8, maxObjects: Int = 4,
                                    objectCount: Int? = nil, minSprite: Double = 16, maxSprite: Double = 26) -> Scene {
@@ -110,8 +110,9 @@ extension World {
         let s = Double(size)
         while objects.count < count {
             let kind = Kind.allCases[random.below(Kind.allCases.count)]
+            // One colour per object in a scene: a caption can then name each object by its colour.
             let colour = random.below(colours.count)
-            guard used.insert(Kind.allCases.firstIndex(of: kind)! * 100 + colour).inserted else { continue }
+            guard used.insert(colour).inserted else { continue }
             let height = random.range(minSprite, maxSprite) / (kind == .car || kind == .bird ? 1.3 : 1)
             let width = Swift.min(height * aspect(kind), s * 0.6)
             // Paths: crossing (edge to edge), entering, leaving, or moving within the canvas.

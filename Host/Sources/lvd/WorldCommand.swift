@@ -8,7 +8,31 @@ import LVDWorld
 struct WorldCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "world", abstract: "The tiny world: render clips of the benchmark's classes with their exact boxes.",
-        subcommands: [Render.self])
+        subcommands: [Render.self, Detect.self])
+
+    struct Detect: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Find the world's objects in a video (.npy or .gif): class, colour, box and score per frame.")
+        @Argument(help: "video.npy (uint8 frames × height × width × 3) or an animated GIF.") var video: String
+        @Flag(help: "Print JSON: a list per frame of {class, colour, box (normalised xyxy), score}.") var json = false
+
+        func run() throws {
+            let frames: VideoFrames
+            do { frames = video.lowercased().hasSuffix(".gif") ? try VideoFrames.readGIF(video) : try VideoFrames.readNPY(video) } catch { throw CLIError("\(error)") }
+            let detector = WorldDetector(), bytes = frames.height * frames.width * 3
+            let found = (0..<frames.frames).map { f in detector.detect(frames.rgb[(f * bytes)..<((f + 1) * bytes)], width: frames.width, height: frames.height) }
+            if json {
+                print(JSONValue.array(found.map { detections in .array(detections.map { d in
+                    .object(JSONObject(["class": .string(d.kind.rawValue), "colour": .string(d.colour),
+                                        "box": .array(d.box.map(JSONValue.number)), "score": .number(d.score)]))
+                }) }).serialized(pretty: true))
+                return
+            }
+            for (f, detections) in found.enumerated() {
+                let list = detections.map { d in String(format: "%@ %@ [%.2f %.2f %.2f %.2f] %.2f", d.colour, d.kind.rawValue, d.box[0], d.box[1], d.box[2], d.box[3], d.score) }
+                print("frame \(f): " + (list.isEmpty ? "nothing" : list.joined(separator: "; ")))
+            }
+        }
+    }
 
     struct Render: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Render one random clip: video.gif, video.npy and boxes.json.")
