@@ -52,7 +52,7 @@ let package = Package(
             ],
             path: "Plugins/Planners/Offline"),
         // The tiny world: renderer (and, later, detector) of the synthetic videos the bundled model learns.
-        .target(name: "LVDWorld", path: "Host/Sources/LVDWorld"),
+        .target(name: "LVDWorld", dependencies: [.product(name: "LVDFormats", package: "SDK")], path: "Host/Sources/LVDWorld"),
         .target(
             name: "LVDHost",
             dependencies: [
@@ -140,6 +140,7 @@ let package = Package(
                 .product(name: "LVDPluginKit", package: "SDK"),
                 .product(name: "LVDFormats", package: "SDK"),
                 .product(name: "LVDStage1", package: "SDK"),
+                .product(name: "LVDGrounding", package: "SDK"),
             ],
             path: "Plugins/Methods/GLIGEN"),
         .target(

@@ -1,3 +1,5 @@
+import LVDFormats
+
 /// The tiny world (DESIGN.md §5): short videos of the LVD benchmark's five classes as simple
 /// sprites in its eleven colours on a handful of backgrounds, moving on random trajectories,
 /// with the exact box of every object in every frame. Deterministic from a seed.
@@ -70,20 +72,9 @@ public enum World {
     }
 }
 
-/// A small deterministic generator (SplitMix64).
-public struct WorldRandom: Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed ^ 0x5EED_0F_7E1D }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    public mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    public mutating func range(_ a: Double, _ b: Double) -> Double { a + (b - a) * unit() }
+extension SplitMix64 {
+    /// The world's generator: salted, so scene seeds do not collide with other uses of a number.
+    init(worldSeed seed: UInt64) { self.init(seed: seed ^ 0x5EED_0F_7E1D) }
 }
 
 extension World {
@@ -102,7 +93,7 @@ extension World {
     /// leaving, crossing or wandering on a straight path; sprites `minSprite`…`maxSprite` px high.
     public static func randomScene(seed: UInt64, size: Int = 64, frames: Int = 8, maxObjects: Int = 4,
                                    objectCount: Int? = nil, minSprite: Double = 16, maxSprite: Double = 26) -> Scene {
-        var random = WorldRandom(seed: seed)
+        var random = SplitMix64(worldSeed: seed)
         let background = Background.allCases[random.below(Background.allCases.count)]
         let count = objectCount ?? random.below(maxObjects + 1)
         var objects: [Object] = []

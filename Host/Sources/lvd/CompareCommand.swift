@@ -106,7 +106,7 @@ struct Compare: ParsableCommand {
                 row.seconds = run["timings"]?.objectValue?["generate_seconds"]?.numberValue
                 row.peak = run["peak_rss_bytes"]?.numberValue
                 row.energy = Self.energy(in: stderr)
-                row.video = try? Self.readVideo(output + "/" + method + "/video.npy")
+                row.video = try? VideoFrames.readNPY(output + "/" + method + "/video.npy")
             }
             FileHandle.standardError.write(Data("\(method): \(row.status)\n".utf8))
             rows.append(row)
@@ -124,14 +124,6 @@ struct Compare: ParsableCommand {
         guard parts.count == 2, let a = Double(parts[0].trimmingCharacters(in: .whitespaces)),
               let b = Double(parts[1].split(separator: " ").first.map(String.init) ?? "") else { return nil }
         return (a, b)
-    }
-
-    static func readVideo(_ path: String) throws -> VideoFrames {
-        let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        let length = Int(data[8]) | Int(data[9]) << 8
-        let header = String(decoding: data[10..<(10 + length)], as: UTF8.self)
-        let dims = header.split(separator: "(")[1].split(separator: ")")[0].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        return VideoFrames(frames: dims[0], height: dims[1], width: dims[2], rgb: Array(data[(10 + length)...]))
     }
 
     /// compare.gif: the methods as labelled columns (a grey column for a method that failed).

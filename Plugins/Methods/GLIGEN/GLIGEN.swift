@@ -1,4 +1,5 @@
 import LVDFormats
+import LVDGrounding
 import LVDGuidance
 import LVDPluginKit
 import LVDSDK
@@ -93,9 +94,7 @@ final class GLIGEN: MethodPlugin {
                 try energy(maps, setup: setup, runtime: runtime)
             }, grounding: { step, _ in hook(step) })
         }
-        let prompt = try GuidanceSetup(layout: layout, pipeline: probe.pipeline, frames: frames,
-                                       latentHeight: probe.latentShape[3], latentWidth: probe.latentShape[4],
-                                       keys: "auto", defaultKeys: []) { _ in }.prompt
+        let prompt = Grounding.generationPrompt(layout)
         host.log(.info, "generation prompt: \(prompt)")
         return try probe.run(prompt: prompt, grounding: hook)
     }
