@@ -168,3 +168,49 @@ final class WorldDetectorTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(rate, 0.76, "recall \(rate); misses: \(misses.joined(separator: "\n"))")
     }
 }
+
+final class WorldDatasetTests: XCTestCase {
+    /// Captions name every object's class (and, unless counted, colour) and never say where
+    /// things are or which way they move.
+    func testCaptionsNameObjectsWithoutSpatialWords() {
+        var templates = Set<String>()
+        for seed in 0..<400 {
+            let scene = World.randomScene(seed: UInt64(seed))
+            let caption = Captions.caption(scene, seed: UInt64(seed))
+            XCTAssertEqual(caption, Captions.caption(scene, seed: UInt64(seed)), "deterministic")
+            let lower = " " + caption.lowercased() + " "
+            for word in Captions.forbidden { XCTAssertFalse(lower.contains(word), "\"\(caption)\" contains \"\(word)\"") }
+            for object in scene.objects { XCTAssertTrue(lower.contains(object.kind.rawValue), "\"\(caption)\" names no \(object.kind)") }
+            templates.insert(String(caption.prefix(12)))
+        }
+        XCTAssertGreaterThan(templates.count, 6, "several phrasings, the benchmark's among them")
+        XCTAssertTrue(templates.contains("A realistic "))
+    }
+
+    func testDatasetExportIsShardedAndResumes() throws {
+        let temp = try TempDir()
+        let arguments = ["world", "dataset", "--count", "5", "--shard-size", "2", "--frames", "3", "--size", "32", "-o", temp.file("d")]
+        let first = try lvd(arguments)
+        XCTAssertEqual(first.status, 0, first.output)
+        for shard in ["00000", "00001", "00002"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: temp.file("d/videos-\(shard).npy")))
+        }
+        let last = try Data(contentsOf: URL(fileURLWithPath: temp.file("d/videos-00002.npy")))
+        XCTAssertEqual(last.count, 128 + 1 * 3 * 32 * 32 * 3, "the last shard holds the one remaining clip")
+        let meta = try XCTUnwrap(try JSONValue.parse(String(contentsOfFile: temp.file("d/meta-00001.json"), encoding: .utf8)).arrayValue)
+        XCTAssertEqual(meta.count, 2)
+        XCTAssertEqual(meta[0].objectValue?["seed"], .number(2))
+        XCTAssertNotNil(meta[0].objectValue?["caption"]?.stringValue)
+        // A rerun keeps finished shards; a deleted one is made again, identical.
+        let original = try Data(contentsOf: URL(fileURLWithPath: temp.file("d/videos-00001.npy")))
+        try FileManager.default.removeItem(atPath: temp.file("d/meta-00001.json"))
+        let before = try FileManager.default.attributesOfItem(atPath: temp.file("d/videos-00000.npy"))[.modificationDate] as? Date
+        XCTAssertEqual(try lvd(arguments).status, 0)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: temp.file("d/videos-00001.npy"))), original)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: temp.file("d/videos-00000.npy"))[.modificationDate] as? Date, before)
+        // Another export into the same folder is refused.
+        let other = try lvd(["world", "dataset", "--count", "9", "-o", temp.file("d")])
+        XCTAssertEqual(other.status, 1)
+        XCTAssertTrue(other.stderr.contains("describes another export"), other.stderr)
+    }
+}

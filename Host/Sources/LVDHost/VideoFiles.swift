@@ -18,16 +18,7 @@ public struct VideoFrames: Sendable {
 
     /// `video.npy`: NumPy format 1.0, dtype uint8, shape (F, H, W, 3), written atomically.
     public func writeNPY(to path: String) throws {
-        var header = "{'descr': '|u1', 'fortran_order': False, 'shape': (\(frames), \(height), \(width), 3), }"
-        // Magic (6) + version (2) + length (2) + header, padded with spaces to a multiple of 64, ending in "\n".
-        let unpadded = 10 + header.utf8.count + 1
-        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
-        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
-        let length = UInt16(header.utf8.count)
-        data.append(contentsOf: [UInt8(length & 0xFF), UInt8(length >> 8)])
-        data.append(contentsOf: Array(header.utf8))
-        data.append(contentsOf: rgb)
-        try writeAtomically(data, to: path)
+        try writeUInt8NPY(rgb, shape: [frames, height, width, 3], to: path)
     }
 
     /// `video.gif` at `fps`, looping: one palette of up to 256 colours for the whole video, cut
@@ -56,6 +47,21 @@ public struct VideoFrames: Sendable {
         }
         try GIFWriter(width: width, height: height, palette: palette).write(indexed, fps: fps, to: path)
     }
+}
+
+/// A uint8 array of `shape` as a NumPy 1.0 file (C order), written atomically.
+public func writeUInt8NPY(_ bytes: [UInt8], shape: [Int], to path: String) throws {
+    precondition(bytes.count == shape.reduce(1, *), "bytes must fill the shape")
+    var header = "{'descr': '|u1', 'fortran_order': False, 'shape': (\(shape.map(String.init).joined(separator: ", "))\(shape.count == 1 ? "," : "")), }"
+    // Magic (6) + version (2) + length (2) + header, padded with spaces to a multiple of 64, ending in "\n".
+    let unpadded = 10 + header.utf8.count + 1
+    header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+    var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
+    let length = UInt16(header.utf8.count)
+    data.append(contentsOf: [UInt8(length & 0xFF), UInt8(length >> 8)])
+    data.append(contentsOf: Array(header.utf8))
+    data.append(contentsOf: bytes)
+    try writeAtomically(data, to: path)
 }
 
 /// Writes `data` to a temporary file beside `path` and renames it: never a half file in its place.

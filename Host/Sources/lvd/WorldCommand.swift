@@ -8,7 +8,64 @@ import LVDWorld
 struct WorldCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "world", abstract: "The tiny world: render clips of the benchmark's classes with their exact boxes.",
-        subcommands: [Render.self, Detect.self])
+        subcommands: [Render.self, Dataset.self, Detect.self])
+
+    struct Dataset: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Export rendered clips with captions and boxes for training: shards of videos-NNNNN.npy (n, F, H, W, 3) and meta-NNNNN.json.")
+        @Option(help: "Clips.") var count: Int = 1000
+        @Option(help: "Frames per clip.") var frames: Int = 8
+        @Option(help: "Width and height in pixels.") var size: Int = 64
+        @Option(help: "Clips per shard.") var shardSize: Int = 256
+        @Option(help: "Objects per clip at most.") var maxObjects: Int = 4
+        @Option(help: "Seed of the first clip (clip i uses seed + i).") var seed: UInt64 = 0
+        @Option(name: [.short, .customLong("output")], help: "Output folder; shards already there are kept (the export resumes).")
+        var output: String = "world-dataset"
+
+        func validate() throws {
+            guard count >= 1, shardSize >= 1, (1...256).contains(frames), (16...1024).contains(size), (0...10).contains(maxObjects) else {
+                throw ValidationError("need --count ≥ 1, --shard-size ≥ 1, --frames 1…256, --size 16…1024, --max-objects 0…10")
+            }
+        }
+
+        func run() throws {
+            InterruptHandler.install()
+            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+            let shards = (count + shardSize - 1) / shardSize
+            let manifest = JSONObject(["format": .string("lvd.world-dataset/1"), "count": .number(Double(count)), "frames": .number(Double(frames)),
+                                       "size": .number(Double(size)), "shard_size": .number(Double(shardSize)), "seed": .number(Double(seed)),
+                                       "max_objects": .number(Double(maxObjects)), "shards": .number(Double(shards))])
+            let manifestPath = output + "/dataset.json"
+            if let existing = try? JSONValue.parse(String(contentsOfFile: manifestPath, encoding: .utf8)).objectValue, existing != manifest {
+                throw CLIError("\(manifestPath) describes another export (\(JSONValue.object(existing).serialized())); use another -o folder")
+            }
+            do { try writeAtomically(Data((JSONValue.object(manifest).serialized(pretty: true) + "\n").utf8), to: manifestPath) } catch { throw CLIError("\(error)") }
+            for shard in 0..<shards {
+                let name = String(format: "%05d", shard)
+                let metaPath = output + "/meta-\(name).json"
+                // The meta file is written last: its presence marks a finished shard.
+                if FileManager.default.fileExists(atPath: metaPath) { continue }
+                var bytes: [UInt8] = [], rows: [JSONValue] = []
+                let first = shard * shardSize, last = Swift.min(count, first + shardSize)
+                for index in first..<last {
+                    if HostServices.shared.isCancelled { throw CLIError("interrupted: shards before \(name) are complete") }
+                    let clipSeed = seed &+ UInt64(index)
+                    let scene = World.randomScene(seed: clipSeed, size: size, frames: frames, maxObjects: maxObjects)
+                    let clip = WorldRenderer.render(scene)
+                    bytes += clip.pixels
+                    var row = Render.describe(scene, clip, seed: clipSeed)
+                    row["caption"] = .string(Captions.caption(scene, seed: clipSeed))
+                    rows.append(.object(row))
+                }
+                do {
+                    try writeUInt8NPY(bytes, shape: [last - first, frames, size, size, 3], to: output + "/videos-\(name).npy")
+                    try writeAtomically(Data((JSONValue.array(rows).serialized() + "\n").utf8), to: metaPath)
+                } catch { throw CLIError("\(error)") }
+                FileHandle.standardError.write(Data("shard \(shard + 1)/\(shards): clips \(first)…\(last - 1)\n".utf8))
+            }
+            print("wrote \(count) clips in \(shards) shards to \(output)")
+        }
+    }
 
     struct Detect: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Find the world's objects in a video (.npy or .gif): class, colour, box and score per frame.")
