@@ -156,8 +156,10 @@ final class ThreadResult<Value>: @unchecked Sendable {
         }
     }
 
+    /// The body's result, once it has run (any number of calls).
     func wait() -> Value {
         done.wait()
+        done.signal()
         return value!
     }
 }

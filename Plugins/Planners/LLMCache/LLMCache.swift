@@ -36,7 +36,18 @@ public final class LLMCache: @unchecked Sendable {
         db = handle
         sqlite3_busy_timeout(db, 30_000)
         do {
-            try execute("PRAGMA journal_mode=WAL")
+            // Two processes creating one file at once: switching to WAL can report "locked"
+            // without waiting on the busy timeout, so the setup retries for as long.
+            var attempt = 0
+            while true {
+                do {
+                    try execute("PRAGMA journal_mode=WAL")
+                    break
+                } catch let failure as Failure where failure.description.contains("locked") && attempt < 600 {
+                    attempt += 1
+                    usleep(50_000)
+                }
+            }
             try execute("""
                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
                 CREATE TABLE IF NOT EXISTS answers (
