@@ -1,4 +1,5 @@
 import Foundation
+import LVDFormats
 
 /// Seeded Gaussian noise that follows PyTorch's CPU generator: `torch.manual_seed(seed);
 /// torch.randn(shape)`. The uniform stream is bit-identical (MT19937 seeded with the low 32 bits
@@ -47,34 +48,7 @@ public enum Noise {
     }
 }
 
-/// The 32-bit Mersenne Twister (MT19937), as std::mt19937 and torch's at::mt19937.
-struct MT19937 {
-    private var state = [UInt32](repeating: 0, count: 624)
-    private var index = 624
-
-    init(seed: UInt32) {
-        state[0] = seed
-        for i in 1..<624 { state[i] = 1_812_433_253 &* (state[i - 1] ^ (state[i - 1] >> 30)) &+ UInt32(i) }
-    }
-
-    mutating func next() -> UInt32 {
-        if index >= 624 { twist() }
-        var y = state[index]
-        index += 1
-        y ^= y >> 11
-        y ^= (y << 7) & 0x9D2C_5680
-        y ^= (y << 15) & 0xEFC6_0000
-        return y ^ (y >> 18)
-    }
-
+extension MT19937 {
     /// A float in [0, 1) from the low 24 bits, as torch's uniform_real_distribution<float>.
     mutating func nextFloat() -> Float { Float(next() & 0xFF_FFFF) * Float(1.0 / 16_777_216.0) }
-
-    private mutating func twist() {
-        for i in 0..<624 {
-            let y = (state[i] & 0x8000_0000) | (state[(i + 1) % 624] & 0x7FFF_FFFF)
-            state[i] = state[(i + 397) % 624] ^ (y >> 1) ^ ((y & 1) != 0 ? 0x9908_B0DF : 0)
-        }
-        index = 0
-    }
 }

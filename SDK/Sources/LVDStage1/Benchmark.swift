@@ -191,30 +191,9 @@ public enum Benchmark {
 /// NumPy's legacy global generator (`numpy.random.seed` + `choice(…, replace=False)`): MT19937
 /// seeded by init_genrand, bounded integers by masked rejection, Fisher–Yates from the end.
 struct LegacyNumPyRandom {
-    private var state = [UInt32](repeating: 0, count: 624)
-    private var index = 624
+    private var generator: MT19937
 
-    init(seed: UInt32) {
-        state[0] = seed
-        for k in 1..<624 { state[k] = 1_812_433_253 &* (state[k - 1] ^ (state[k - 1] >> 30)) &+ UInt32(k) }
-    }
-
-    mutating func next32() -> UInt32 {
-        if index >= 624 {
-            for k in 0..<624 {
-                let y = (state[k] & 0x8000_0000) | (state[(k + 1) % 624] & 0x7FFF_FFFF)
-                state[k] = state[(k + 397) % 624] ^ (y >> 1) ^ (y & 1 == 0 ? 0 : 0x9908_B0DF)
-            }
-            index = 0
-        }
-        var y = state[index]
-        index += 1
-        y ^= y >> 11
-        y ^= (y << 7) & 0x9D2C_5680
-        y ^= (y << 15) & 0xEFC6_0000
-        y ^= y >> 18
-        return y
-    }
+    init(seed: UInt32) { generator = MT19937(seed: seed) }
 
     /// Uniform in 0…max.
     mutating func interval(_ max: UInt32) -> UInt32 {
@@ -222,7 +201,7 @@ struct LegacyNumPyRandom {
         var mask = max
         for shift in [1, 2, 4, 8, 16] { mask |= mask >> UInt32(shift) }
         while true {
-            let value = next32() & mask
+            let value = generator.next() & mask
             if value <= max { return value }
         }
     }
