@@ -15,10 +15,7 @@ final class BackwardGuidance: MethodPlugin {
             .init("loss_threshold", .number, default: .number(0.2), description: "τ on E (summed over frames, so strict; absent frames keep E above it)", minimum: 0),
             .init("max_iter", .integer, default: .number(5), description: "gradient steps per sampling step at most", minimum: 0, maximum: 100),
             .init("max_index_step", .integer, default: .number(10), description: "guide the sampling steps n < this", minimum: 0, maximum: 1000),
-            .init("keys", .string, default: .string("auto"), description: "cross-attention layers; auto = K_LVD, or every layer of a UNet without them"),
-            .init("guidance_scale", .number, default: .number(9), description: "classifier-free guidance scale", minimum: 0),
-            .init("recompute", .boolean, default: .bool(false), description: "recompute layers in the guidance backward (full-size models)"),
-        ]))
+        ] + GuidedGeneration.params(keys: "cross-attention layers; auto = K_LVD, or every layer of a UNet without them")))
 
     private let host: HostContext
     private let params: JSONObject
@@ -31,10 +28,7 @@ final class BackwardGuidance: MethodPlugin {
     func generate(_ request: MethodRequest) throws -> Tensor {
         let loop = GuidanceLoop(scale: Float(params["loss_scale"]?.numberValue ?? 30), threshold: Float(params["loss_threshold"]?.numberValue ?? 0.2),
                                 maxIterations: params["max_iter"]?.intValue ?? 5, maxIndexStep: params["max_index_step"]?.intValue ?? 10)
-        var generation = GuidedGeneration()
-        generation.keys = params["keys"]?.stringValue ?? "auto"
-        generation.guidanceScale = Float(params["guidance_scale"]?.numberValue ?? 9)
-        generation.recompute = params["recompute"]?.boolValue ?? false
+        let generation = GuidedGeneration(params: params)
         let energy = RatioEnergy()
         return try generation.run(host: host, request: request, loop: loop) { maps, setup, runtime in
             try energy(maps, setup: setup, runtime: runtime)

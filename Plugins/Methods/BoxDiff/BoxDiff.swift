@@ -20,10 +20,7 @@ final class BoxDiff: MethodPlugin {
             .init("top_p", .number, default: .number(0.2), description: "P: share of the cells in (outside) the box averaged", minimum: 0, maximum: 1),
             .init("clamp_k", .boolean, default: .bool(false), description: "clamp k to at least 1 (the reference drops a term whose k is 0 — boxes under 5 cells)"),
             .init("smoothing_sigma", .number, default: .number(0.5), description: "σ of the 3×3 Gaussian (the reference's exp(−((d−μ)/(2σ))²))", minimum: 0.01),
-            .init("keys", .string, default: .string("auto"), description: "cross-attention layers of one grid; auto = K_BD, or every layer of a UNet without them that shares the first one's grid"),
-            .init("guidance_scale", .number, default: .number(9), description: "classifier-free guidance scale", minimum: 0),
-            .init("recompute", .boolean, default: .bool(false), description: "recompute layers in the guidance backward (full-size models)"),
-        ]))
+        ] + GuidedGeneration.params(keys: "cross-attention layers of one grid; auto = K_BD, or every layer of a UNet without them that shares the first one's grid")))
 
     private let host: HostContext
     private let params: JSONObject
@@ -36,16 +33,17 @@ final class BoxDiff: MethodPlugin {
     func generate(_ request: MethodRequest) throws -> Tensor {
         guard let text = request.layoutJSON else { throw PluginError.invalidArgument("boxdiff needs a layout (--planner or --layout)") }
         let layout = try Layout.decode(json: text, source: "layout")
-        let sampler = try Sampler(host: host, request: request, guidanceScale: Float(params["guidance_scale"]?.numberValue ?? 9))
+        let settings = GuidedGeneration(params: params)
+        let sampler = try Sampler(host: host, request: request, guidanceScale: settings.guidanceScale)
         let pipeline = sampler.pipeline, runtime = sampler.models.tensors
         var setup = try GuidanceSetup(layout: layout, pipeline: pipeline, frames: request.frames,
                                       latentHeight: sampler.latentShape[3], latentWidth: sampler.latentShape[4],
-                                      keys: params["keys"]?.stringValue ?? "auto", defaultKeys: Self.keys) { host.log(.info, $0) }
+                                      keys: settings.keys, defaultKeys: Self.keys) { host.log(.info, $0) }
         // All maps are averaged together: they must share one grid.
         let grid = (setup.layers[0].height, setup.layers[0].width)
         let sameGrid = setup.layers.filter { ($0.height, $0.width) == grid }
         if sameGrid.count != setup.layers.count {
-            guard params["keys"]?.stringValue ?? "auto" == "auto" else {
+            guard settings.keys == "auto" else {
                 throw PluginError.invalidArgument("param keys: BoxDiff averages the maps, so all layers must share one grid")
             }
             host.log(.info, "using the layers on the \(grid.0)×\(grid.1) grid: \(sameGrid.map(\.key).joined(separator: " "))")
@@ -57,7 +55,7 @@ final class BoxDiff: MethodPlugin {
         let topP = Float(params["top_p"]?.numberValue ?? 0.2)
         let clamp = params["clamp_k"]?.boolValue ?? false
         let sigma = params["smoothing_sigma"]?.numberValue ?? 0.5
-        let recompute = params["recompute"]?.boolValue ?? false
+        let recompute = settings.recompute
         let context = try sampler.context(setup.prompt)
         let capture = setup.layers.map(\.key)
         let (height, width) = grid

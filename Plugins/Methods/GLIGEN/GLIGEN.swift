@@ -19,10 +19,7 @@ final class GLIGEN: MethodPlugin {
                   allowed: [.string("gligen"), .string("plus")]),
             .init("beta", .number, default: .number(0.4), description: "β: the fusers run for the first trunc(β·T) steps (plus: 1.0 when left at 0.4)", minimum: 0, maximum: 1),
             .init("max_objects", .integer, default: .number(30), description: "grounding slots per frame (the checkpoints have 30; more objects are dropped with a warning)", minimum: 1, maximum: 30),
-            .init("guidance_scale", .number, default: .number(9), description: "classifier-free guidance scale", minimum: 0),
-            .init("keys", .string, default: .string("auto"), description: "plus: cross-attention layers guided (auto = K_LVD)"),
-            .init("recompute", .boolean, default: .bool(false), description: "plus: recompute layers in the guidance backward"),
-        ]))
+        ] + GuidedGeneration.params(keys: "plus: cross-attention layers guided (auto = K_LVD)")))
 
     private let host: HostContext
     private let params: JSONObject
@@ -39,8 +36,8 @@ final class GLIGEN: MethodPlugin {
         var beta = params["beta"]?.numberValue ?? 0.4
         if plus && beta == 0.4 { beta = 1 }
         let maxObjects = params["max_objects"]?.intValue ?? 30
-        let guidanceScale = Float(params["guidance_scale"]?.numberValue ?? 9)
-        let probe = try Sampler(host: host, request: request, guidanceScale: guidanceScale)
+        let generation = GuidedGeneration(params: params)
+        let probe = try Sampler(host: host, request: request, guidanceScale: generation.guidanceScale)
         guard probe.pipeline.hasGLIGEN else {
             throw PluginError.invalidArgument("lvd-gligen needs a model with GLIGEN adapters (a UNet with attention_type \"gated\", e.g. text-to-video-lvd-ms); pass it with --model")
         }
@@ -83,12 +80,7 @@ final class GLIGEN: MethodPlugin {
         let hook = { (step: Sampler.Step) -> Pipeline.Grounding? in step.index < groundedSteps ? grounding : nil }
 
         if plus {
-            var energy = LVDEnergy()
-            energy.centreWeight = 0.03
-            var generation = GuidedGeneration()
-            generation.keys = params["keys"]?.stringValue ?? "auto"
-            generation.guidanceScale = guidanceScale
-            generation.recompute = params["recompute"]?.boolValue ?? false
+            let energy = LVDEnergy() // LVD's benchmark defaults, the centre-of-mass term included
             let loop = GuidanceLoop(scale: 5, threshold: 200, maxIterations: 5, maxIndexStep: 10)
             return try generation.run(host: host, request: request, loop: loop, energy: { maps, setup, runtime in
                 try energy(maps, setup: setup, runtime: runtime)

@@ -300,3 +300,23 @@ public struct GuidedGeneration {
         return video
     }
 }
+
+extension GuidedGeneration {
+    /// The params every attention-guided method takes — keys, guidance_scale, recompute —
+    /// with `keys` described for the method (its default layers).
+    public static func params(keys description: String) -> [ParamsSchema.Param] {
+        [
+            .init("keys", .string, default: .string("auto"), description: description),
+            .init("guidance_scale", .number, default: .number(9), description: "classifier-free guidance scale", minimum: 0),
+            .init("recompute", .boolean, default: .bool(false),
+                  description: "recompute layers in the guidance backward (needed for full-size models at 16+ frames in 24 GiB)"),
+        ]
+    }
+
+    /// Keys, guidance scale and recompute from a method's resolved params.
+    public init(params: JSONObject) {
+        keys = params["keys"]?.stringValue ?? "auto"
+        guidanceScale = Float(params["guidance_scale"]?.numberValue ?? 9)
+        recompute = params["recompute"]?.boolValue ?? false
+    }
+}

@@ -23,10 +23,7 @@ final class LVDMethod: MethodPlugin {
             .init("fg_weight", .number, default: .number(1), description: "wFg", minimum: 0),
             .init("bg_weight", .number, default: .number(4), description: "wBg", minimum: 0),
             .init("com_weight", .number, default: .number(0.03), description: "cCom: centre-of-mass and velocity term (0.03 in the published runs; 0 = off)", minimum: 0),
-            .init("keys", .string, default: .string("auto"), description: "cross-attention layers, e.g. \"down,1,0 up,2,2\"; auto = K_LVD, or every layer of a UNet without them"),
-            .init("guidance_scale", .number, default: .number(9), description: "classifier-free guidance scale", minimum: 0),
-            .init("recompute", .boolean, default: .bool(false), description: "recompute layers in the guidance backward (needed for full-size models at 16+ frames in 24 GiB)"),
-        ]))
+        ] + GuidedGeneration.params(keys: "cross-attention layers, e.g. \"down,1,0 up,2,2\"; auto = K_LVD, or every layer of a UNet without them")))
 
     private let host: HostContext
     private let params: JSONObject
@@ -53,10 +50,7 @@ final class LVDMethod: MethodPlugin {
                                 threshold: Float(number("loss_threshold", benchmark: 200, weak: 250)),
                                 maxIterations: Int(number("max_iter", benchmark: 5, weak: 1)),
                                 maxIndexStep: params["max_index_step"]?.intValue ?? 10)
-        var generation = GuidedGeneration()
-        generation.keys = params["keys"]?.stringValue ?? "auto"
-        generation.guidanceScale = Float(params["guidance_scale"]?.numberValue ?? 9)
-        generation.recompute = params["recompute"]?.boolValue ?? false
+        let generation = GuidedGeneration(params: params)
         return try generation.run(host: host, request: request, loop: loop) { maps, setup, runtime in
             try energy(maps, setup: setup, runtime: runtime)
         }
