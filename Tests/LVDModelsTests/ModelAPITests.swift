@@ -9,7 +9,7 @@ import XCTest
 /// function pointers, results against diffusers' recorded outputs or the Swift models, and every
 /// bad call answered with a status and a message that names the problem.
 final class ModelAPITests: XCTestCase {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+    static let fixtures = TinyFixtures.folder
     static let pipelinePath = fixtures.appendingPathComponent("tiny-pipeline").path
     let api = ModelAPI.table.pointee
 
@@ -48,23 +48,9 @@ final class ModelAPITests: XCTestCase {
         return try XCTUnwrap(pipeline)
     }
 
-    func reference(_ part: String) throws -> JSONObject {
-        let data = try Data(contentsOf: Self.fixtures.appendingPathComponent("tiny-outputs.json"))
-        return try JSONValue.parse(bytes: [UInt8](data)).objectValue![part]!.objectValue!
-    }
-
-    func floats(_ value: JSONValue) -> [Float] { value.arrayValue!.compactMap { $0.numberValue.map(Float.init) } }
-
-    func tensor(_ value: JSONValue) throws -> Tensor {
-        let object = value.objectValue!
-        return try Tensor(floats(object["values"]!), shape: object["shape"]!.arrayValue!.compactMap(\.intValue))
-    }
-
-    func assertClose(_ ours: [Float], _ theirs: [Float], _ label: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(ours.count, theirs.count, label, file: file, line: line)
-        let worst = zip(ours, theirs).map { Swift.abs($0 - $1) - 1e-3 * Swift.abs($1) }.max() ?? 0
-        XCTAssertLessThanOrEqual(worst, 1e-4, label, file: file, line: line)
-    }
+    func reference(_ part: String) throws -> JSONObject { try TinyFixtures.outputs(part) }
+    func floats(_ value: JSONValue) -> [Float] { TinyFixtures.floats(value) }
+    func tensor(_ value: JSONValue) throws -> Tensor { try TinyFixtures.tensor(value) }
 
     func string(_ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>, UnsafeMutablePointer<lvd_error>) -> lvd_status) throws -> String {
         var text: UnsafeMutablePointer<CChar>?
@@ -95,17 +81,17 @@ final class ModelAPITests: XCTestCase {
             }
         }
         let sample = try TensorAPI.handles.resolve(noise)
-        assertClose(sample.toArray(), floats(reference["sample"]!.objectValue!["values"]!), "noise prediction through lvd.model/1")
+        assertMatchesDiffusers(sample.toArray(), floats(reference["sample"]!.objectValue!["values"]!), "noise prediction through lvd.model/1")
         var energy = Tensor.scalar(0)
         for (index, name) in fixtureNames.enumerated() {
             let maps = try TensorAPI.handles.resolve(captured[index])
             let expected = reference["probabilities"]!.objectValue![name]!.objectValue!
             XCTAssertEqual(maps.shape, expected["shape"]!.arrayValue!.compactMap(\.intValue), name)
-            assertClose(maps.toArray(), floats(expected["values"]!), "attention \(name)")
+            assertMatchesDiffusers(maps.toArray(), floats(expected["values"]!), "attention \(name)")
             energy = try energy + (maps * Tensor(floats(reference["projections"]!.objectValue![name]!), shape: maps.shape)).sum()
         }
         try energy.backward()
-        assertClose(try XCTUnwrap(latents.grad).toArray(), floats(reference["latents_grad"]!), "gradient through captured maps")
+        assertMatchesDiffusers(try XCTUnwrap(latents.grad).toArray(), floats(reference["latents_grad"]!), "gradient through captured maps")
 
         for handle in [noise, latentsHandle, contextHandle] + captured { try TensorAPI.handles.release(handle) }
         try check { api.pipeline_release(pipeline, $0) }
@@ -148,8 +134,8 @@ final class ModelAPITests: XCTestCase {
         try copies.map { UnsafePointer<CChar>($0) }.withUnsafeBufferPointer { texts in
             try check { api.encode_text(pipeline, texts.baseAddress, 2, &hidden, &pooled, $0) }
         }
-        assertClose(try TensorAPI.handles.resolve(hidden).toArray(), floats(text["last_hidden_state"]!.objectValue!["values"]!), "hidden states")
-        assertClose(try TensorAPI.handles.resolve(pooled).toArray(), floats(text["pooled"]!.objectValue!["values"]!), "pooled outputs")
+        assertMatchesDiffusers(try TensorAPI.handles.resolve(hidden).toArray(), floats(text["last_hidden_state"]!.objectValue!["values"]!), "hidden states")
+        assertMatchesDiffusers(try TensorAPI.handles.resolve(pooled).toArray(), floats(text["pooled"]!.objectValue!["values"]!), "pooled outputs")
         try TensorAPI.handles.release(hidden)
         try TensorAPI.handles.release(pooled)
     }

@@ -10,28 +10,11 @@ import XCTest
 ///     .venv/bin/python Scripts/make_fixtures.py Tests/LVDModelsTests/Fixtures
 /// Tolerance 1e-4 absolute + 1e-3 relative (a deep network of random weights in fp32 on both sides).
 final class UNetTests: XCTestCase {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+    static let fixtures = TinyFixtures.folder
 
-    func reference() throws -> JSONObject {
-        try JSONValue.parse(bytes: [UInt8](try Data(contentsOf: Self.fixtures.appendingPathComponent("tiny-outputs.json")))).objectValue!["unet"]!.objectValue!
-    }
-
-    func floats(_ value: JSONValue) -> [Float] { value.arrayValue!.compactMap { $0.numberValue.map(Float.init) } }
-
-    func tensor(_ value: JSONValue) throws -> Tensor {
-        let object = value.objectValue!
-        return try Tensor(floats(object["values"]!), shape: object["shape"]!.arrayValue!.compactMap(\.intValue))
-    }
-
-    func assertClose(_ ours: [Float], _ theirs: [Float], _ label: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(ours.count, theirs.count, label, file: file, line: line)
-        var worst: Float = 0, at = 0
-        for i in ours.indices {
-            let error = Swift.abs(ours[i] - theirs[i]) - 1e-3 * Swift.abs(theirs[i])
-            if error > worst || !ours[i].isFinite { worst = ours[i].isFinite ? error : .infinity; at = i }
-        }
-        XCTAssertLessThanOrEqual(worst, 1e-4, "\(label): element \(at) is \(ours[at]), diffusers \(theirs[at])", file: file, line: line)
-    }
+    func reference() throws -> JSONObject { try TinyFixtures.outputs("unet") }
+    func floats(_ value: JSONValue) -> [Float] { TinyFixtures.floats(value) }
+    func tensor(_ value: JSONValue) throws -> Tensor { try TinyFixtures.tensor(value) }
 
     func testForwardCaptureAndBackwardMatchDiffusers() throws {
         let unet = try UNet3DConditionModel.load(folder: Self.fixtures.appendingPathComponent("tiny-pipeline/unet").path)
@@ -41,19 +24,19 @@ final class UNetTests: XCTestCase {
         let output = try unet(latents, timestep: Float(reference["timestep"]!.numberValue!), context: tensor(reference["context"]!),
                               capture: Set(keys.values))
         XCTAssertEqual(output.sample.shape, [1, 4, 3, 4, 4])
-        assertClose(output.sample.toArray(), floats(reference["sample"]!.objectValue!["values"]!), "noise prediction")
+        assertMatchesDiffusers(output.sample.toArray(), floats(reference["sample"]!.objectValue!["values"]!), "noise prediction")
 
         var energy = Tensor.scalar(0)
         for (name, key) in keys {
             let expected = reference["probabilities"]!.objectValue![name]!.objectValue!
             let captured = try XCTUnwrap(output.attention[key], "\(key) captured")
             XCTAssertEqual(captured.shape, expected["shape"]!.arrayValue!.compactMap(\.intValue), "\(key) shape (F, heads, hw, tokens)")
-            assertClose(captured.toArray(), floats(expected["values"]!), "attention probabilities \(key)")
+            assertMatchesDiffusers(captured.toArray(), floats(expected["values"]!), "attention probabilities \(key)")
             energy = try energy + (captured * Tensor(floats(reference["projections"]!.objectValue![name]!), shape: captured.shape)).sum()
         }
         XCTAssertEqual(Set(output.attention.keys), Set(keys.values), "only requested keys are captured")
         try energy.backward()
-        assertClose(try XCTUnwrap(latents.grad).toArray(), floats(reference["latents_grad"]!), "∂(Σ A·R)/∂latents")
+        assertMatchesDiffusers(try XCTUnwrap(latents.grad).toArray(), floats(reference["latents_grad"]!), "∂(Σ A·R)/∂latents")
     }
 
     func testRecomputedLayersGiveTheSameGradient() throws {
@@ -63,14 +46,14 @@ final class UNetTests: XCTestCase {
         let keys: [String: AttentionKey] = ["down.0.0": AttentionKey(.down, 0, 0), "up.1.0": AttentionKey(.up, 1, 0)]
         let output = try unet(latents, timestep: Float(reference["timestep"]!.numberValue!), context: tensor(reference["context"]!),
                               capture: Set(keys.values), recompute: true)
-        assertClose(output.sample.toArray(), floats(reference["sample"]!.objectValue!["values"]!), "noise prediction")
+        assertMatchesDiffusers(output.sample.toArray(), floats(reference["sample"]!.objectValue!["values"]!), "noise prediction")
         var energy = Tensor.scalar(0)
         for (name, key) in keys {
             let captured = try XCTUnwrap(output.attention[key])
             energy = try energy + (captured * Tensor(floats(reference["projections"]!.objectValue![name]!), shape: captured.shape)).sum()
         }
         try energy.backward()
-        assertClose(try XCTUnwrap(latents.grad).toArray(), floats(reference["latents_grad"]!), "∂(Σ A·R)/∂latents with recomputation")
+        assertMatchesDiffusers(try XCTUnwrap(latents.grad).toArray(), floats(reference["latents_grad"]!), "∂(Σ A·R)/∂latents with recomputation")
     }
 
     func testBadInputsAreErrors() throws {
