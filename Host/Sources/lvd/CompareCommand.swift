@@ -68,7 +68,7 @@ struct Compare: ParsableCommand {
             layoutValue = try PlannerInstance(plugin: plugin, params: try plugin.resolveParams(plannerParams)).planLayout(prompt: prompt)
         }
         let layoutPath = output + "/layout.json"
-        do { try writeAtomically(Data((layoutValue.json.serialized(pretty: true) + "\n").utf8), to: layoutPath) } catch { throw CLIError("\(error)") }
+        try writeAtomically(layoutValue.json.serialized(pretty: true) + "\n", to: layoutPath)
 
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var rows: [Row] = []

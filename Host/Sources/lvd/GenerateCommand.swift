@@ -122,7 +122,7 @@ struct Generate: ParsableCommand {
         let frames = VideoFrames(frames: video.shape[0], height: video.shape[1], width: video.shape[2], rgb: video.toArray().map { UInt8($0) })
         let layoutText = layoutValue.json.serialized(pretty: true) + "\n"
         do {
-            try writeAtomically(Data(layoutText.utf8), to: output + "/layout.json")
+            try writeAtomically(layoutText, to: output + "/layout.json")
             try LayoutGIF.write(layoutValue, to: output + "/layout.gif", frames: self.frames)
             try frames.writeNPY(to: output + "/video.npy")
             try frames.writeGIF(to: output + "/video.gif")
@@ -144,7 +144,7 @@ struct Generate: ParsableCommand {
             "files": .array(["video.gif", "video.npy", "layout.json", "layout.gif"].map(JSONValue.string)),
         ])
         let runText = JSONValue.object(run).serialized(pretty: true) + "\n"
-        do { try writeAtomically(Data(runText.utf8), to: output + "/run.json") } catch { throw CLIError("\(error)") }
+        try writeAtomically(runText, to: output + "/run.json")
         if json {
             print(runText, terminator: "")
         } else {

@@ -56,10 +56,7 @@ import Foundation
 /// Writes `text` to `path` so that a reader never sees a partial file: a temporary file in the
 /// same folder, then rename.
 func writeAtomically(_ text: String, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    do { try Data(text.utf8).write(to: url, options: .atomic) } catch {
-        throw CLIError("cannot write \(path): \(error.localizedDescription)")
-    }
+    do { try writeAtomically(Data(text.utf8), to: path) } catch { throw CLIError("\(error)") }
 }
 
 /// An error the CLI reports as one line.

@@ -39,7 +39,7 @@ struct WorldCommand: ParsableCommand {
             if let existing = try? JSONValue.parse(String(contentsOfFile: manifestPath, encoding: .utf8)).objectValue, existing != manifest {
                 throw CLIError("\(manifestPath) describes another export (\(JSONValue.object(existing).serialized())); use another -o folder")
             }
-            do { try writeAtomically(Data((JSONValue.object(manifest).serialized(pretty: true) + "\n").utf8), to: manifestPath) } catch { throw CLIError("\(error)") }
+            try writeAtomically(JSONValue.object(manifest).serialized(pretty: true) + "\n", to: manifestPath)
             for shard in 0..<shards {
                 let name = String(format: "%05d", shard)
                 let metaPath = output + "/meta-\(name).json"
@@ -59,7 +59,7 @@ struct WorldCommand: ParsableCommand {
                 }
                 do {
                     try writeUInt8NPY(bytes, shape: [last - first, frames, size, size, 3], to: output + "/videos-\(name).npy")
-                    try writeAtomically(Data((JSONValue.array(rows).serialized() + "\n").utf8), to: metaPath)
+                    try writeAtomically(JSONValue.array(rows).serialized() + "\n", to: metaPath)
                 } catch { throw CLIError("\(error)") }
                 FileHandle.standardError.write(Data("shard \(shard + 1)/\(shards): clips \(first)…\(last - 1)\n".utf8))
             }
@@ -113,7 +113,7 @@ struct WorldCommand: ParsableCommand {
             do {
                 try video.writeNPY(to: output + "/video.npy")
                 try video.writeGIF(to: output + "/video.gif")
-                try writeAtomically(Data((JSONValue.object(Self.describe(scene, clip, seed: seed)).serialized(pretty: true) + "\n").utf8), to: output + "/boxes.json")
+                try writeAtomically(JSONValue.object(Self.describe(scene, clip, seed: seed)).serialized(pretty: true) + "\n", to: output + "/boxes.json")
             } catch { throw CLIError("\(error)") }
             print("wrote \(output)/video.gif, video.npy, boxes.json: \(scene.background.rawValue); "
                   + (scene.objects.isEmpty ? "no objects" : scene.objects.map { "\($0.colourName) \($0.kind.rawValue)" }.joined(separator: ", ")))
