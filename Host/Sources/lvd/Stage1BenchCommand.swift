@@ -39,10 +39,11 @@ extension Bench {
             defer { loader.shutdown() }
             if let file = layouts?.dropFirst("cache:".count) {
                 let cache = try ReferenceCache(path: String(file))
-                // Pass r uses the answers after those of the earlier passes.
+                // Pass r uses the answers after those of the earlier passes: a prompt's rows per pass.
+                var perPass: [String: Int] = [:]
+                for row in rows { perPass[row.prompt, default: 0] += 1 }
                 source = { pass, row, occurrence in
-                    let perPass = occurrences.enumerated().filter { rows[$0.offset].prompt == row.prompt }.count
-                    return try cache.layout(for: row.prompt, answer: pass * perPass + occurrence)
+                    try cache.layout(for: row.prompt, answer: pass * perPass[row.prompt]! + occurrence)
                 }
             } else {
                 let plugin = try loader.load(host.catalog().require(id: planner!, kind: .planner))
