@@ -22,9 +22,9 @@ struct Compare: ParsableCommand {
     var params: [String] = []
     @Option(help: ArgumentHelp("The diffusers model folder (default: $LVD_MODEL, else the bundled model).", valueName: "dir")) var model: String?
     @Option(help: "Seed.") var seed: UInt64 = 0
-    @Option(help: "Frames.") var frames: Int = 16
+    @Option(help: "Frames (default: the model folder's lvd.json, else 16).") var frames: Int?
     @Option(help: ArgumentHelp("Video size WxH.", valueName: "WxH")) var size: String?
-    @Option(help: "Denoising steps.") var steps: Int = 40
+    @Option(help: "Denoising steps (default: the model folder's lvd.json, else 40).") var steps: Int?
     @Flag(help: "Draw the layout's boxes over every video.") var overlay = false
     @Option(name: [.short, .customLong("output")], help: "Output folder (one subfolder per method, compare.gif, compare.json).")
     var output: String = "lvd-compare"
@@ -54,7 +54,8 @@ struct Compare: ParsableCommand {
 
     func run() throws {
         let catalog = host.catalog()
-        let modelPath = try Generate.modelFolder(model)
+        // Each method's model: --model or $LVD_MODEL for all, else the bundled one it needs.
+        let modelPaths = try Dictionary(uniqueKeysWithValues: methodList.map { ($0, try Generate.modelFolder(model, method: $0)) })
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         // The one layout every method gets.
         let layoutValue: Layout
@@ -70,42 +71,23 @@ struct Compare: ParsableCommand {
         let layoutPath = output + "/layout.json"
         try writeAtomically(layoutValue.json.serialized(pretty: true) + "\n", to: layoutPath)
 
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var rows: [Row] = []
         for method in methodList {
             if HostServices.shared.isCancelled { break }
             FileHandle.standardError.write(Data("\(method): generating…\n".utf8))
-            var arguments = ["generate", prompt, "--layout", layoutPath, "--method", method, "--model", modelPath, "--seed", String(seed),
-                             "--frames", String(frames), "--steps", String(steps), "-o", output + "/" + method, "--json", "--log-level", "info"]
+            var arguments = ["generate", prompt, "--layout", layoutPath, "--method", method, "--model", modelPaths[method]!, "--seed", String(seed),
+                             "-o", output + "/" + method, "--json", "--log-level", "info"]
             if let size { arguments += ["--size", size] }
+            if let frames { arguments += ["--frames", String(frames)] }
+            if let steps { arguments += ["--steps", String(steps)] }
             arguments += host.pluginPaths.flatMap { ["--plugin-path", $0] }
             for param in params where param.hasPrefix(method + ".") { arguments += ["--param", String(param.dropFirst(method.count + 1))] }
-            let child = Process()
-            child.executableURL = URL(fileURLWithPath: executable)
-            child.arguments = arguments
-            let out = Pipe(), err = Pipe()
-            child.standardOutput = out
-            child.standardError = err
-            try child.run()
-            // Both pipes drain at once so that neither fills and blocks the child.
-            final class Box: @unchecked Sendable { var data = Data() }
-            let errors = Box()
-            let drained = DispatchSemaphore(value: 0)
-            DispatchQueue.global().async { errors.data = err.fileHandleForReading.readDataToEndOfFile(); drained.signal() }
-            let stdout = out.fileHandleForReading.readDataToEndOfFile()
-            drained.wait()
-            let stderr = String(decoding: errors.data, as: UTF8.self)
-            child.waitUntilExit()
-            var row = Row(method: method, status: "ok")
-            if child.terminationReason == .uncaughtSignal {
-                row.status = "killed by signal \(child.terminationStatus)\(child.terminationStatus == 9 ? " (out of memory?)" : "")"
-            } else if child.terminationStatus != 0 {
-                let reason = stderr.split(separator: "\n").last { $0.hasPrefix("Error: ") }.map { String($0.dropFirst(7)) } ?? "exit \(child.terminationStatus)"
-                row.status = "failed: \(reason)"
-            } else if let run = try? JSONValue.parse(String(decoding: stdout, as: UTF8.self)).objectValue {
+            let child = try ChildRun.run(arguments)
+            var row = Row(method: method, status: child.failure ?? "ok")
+            if child.failure == nil, let run = try? JSONValue.parse(String(decoding: child.stdout, as: UTF8.self)).objectValue {
                 row.seconds = run["timings"]?.objectValue?["generate_seconds"]?.numberValue
                 row.peak = run["peak_rss_bytes"]?.numberValue
-                row.energy = Self.energy(in: stderr)
+                row.energy = Self.energy(in: child.stderr)
                 row.video = try? VideoFrames.readNPY(output + "/" + method + "/video.npy")
             }
             FileHandle.standardError.write(Data("\(method): \(row.status)\n".utf8))

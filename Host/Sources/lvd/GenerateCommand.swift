@@ -25,17 +25,17 @@ struct Generate: ParsableCommand {
     @Option(help: ArgumentHelp("A diffusers text-to-video folder (default: $LVD_MODEL, else the bundled model).", valueName: "dir"))
     var model: String?
     @Option(help: "Seed of the initial noise.") var seed: UInt64 = 0
-    @Option(help: "Frames (default 16).") var frames: Int = 16
+    @Option(help: "Frames (default: the model folder's lvd.json, else 16).") var frames: Int?
     @Option(help: ArgumentHelp("Video size WxH in pixels (default: the model's sample size).", valueName: "WxH")) var size: String?
-    @Option(help: "Denoising steps.") var steps: Int = 40
+    @Option(help: "Denoising steps (default: the model folder's lvd.json, else 40).") var steps: Int?
     @Option(help: "Negative prompt (default: the method's, the reference's video negative prompt).") var negative: String?
     @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String = "lvd-output"
     @Flag(help: "Print run.json to standard output instead of progress and a summary.") var json = false
 
     func validate() throws {
         if prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw ValidationError("the prompt is empty") }
-        guard (1...256).contains(frames) else { throw ValidationError("--frames must be in 1…256, got \(frames)") }
-        guard (1...1000).contains(steps) else { throw ValidationError("--steps must be in 1…1000, got \(steps)") }
+        if let frames, !(1...256).contains(frames) { throw ValidationError("--frames must be in 1…256, got \(frames)") }
+        if let steps, !(1...1000).contains(steps) { throw ValidationError("--steps must be in 1…1000, got \(steps)") }
         if let size, Self.parseSize(size) == nil { throw ValidationError("--size must be WxH with positive integers, e.g. 256x256, got '\(size)'") }
     }
 
@@ -45,19 +45,37 @@ struct Generate: ParsableCommand {
         return (parts[0], parts[1])
     }
 
-    /// --model, $LVD_MODEL, then the bundled model beside the executable or in the source tree.
-    static func modelFolder(_ explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+    /// --model, $LVD_MODEL, then the bundled model beside the executable or in the source tree:
+    /// Models/tiny, or Models/tiny-gligen (the same model with GLIGEN adapters) for `lvd-gligen`.
+    static func modelFolder(_ explicit: String?, method: String? = nil,
+                            environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
         if let explicit { return explicit }
         if let variable = environment["LVD_MODEL"], !variable.isEmpty { return variable }
+        let name = method == "lvd-gligen" ? "tiny-gligen" : "tiny"
         let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        var candidates = [executable.appendingPathComponent("../share/lvd/models/tiny").standardized.path]
+        var candidates = [executable.appendingPathComponent("../share/lvd/models/\(name)").standardized.path]
         var folder = executable
         for _ in 0..<6 {
-            candidates.append(folder.appendingPathComponent("Models/tiny").path)
+            candidates.append(folder.appendingPathComponent("Models/\(name)").path)
             folder.deleteLastPathComponent()
         }
-        if let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0 + "/model_index.json") }) { return found }
-        throw CLIError("no model: pass --model DIR (a diffusers text-to-video folder) or set LVD_MODEL; no bundled model was found")
+        if let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) { return found }
+        throw CLIError("no model: the bundled Models/\(name) was not found beside the executable or in the source tree; pass --model DIR (a diffusers text-to-video folder) or set LVD_MODEL")
+    }
+
+    /// A model folder's own generation defaults (lvd.json: {"frames": F, "steps": S}), if it has them:
+    /// the bundled tiny model is trained on 8-frame clips and samples well in 20 steps.
+    static func folderDefaults(_ folder: String) -> (frames: Int?, steps: Int?) {
+        guard let text = try? String(contentsOfFile: folder + "/lvd.json", encoding: .utf8),
+              let object = try? JSONValue.parse(text).objectValue else { return (nil, nil) }
+        return (object["frames"]?.intValue, object["steps"]?.intValue)
+    }
+
+    /// Loads a model folder, saying how to use another one when it is missing or broken.
+    static func loadPipeline(_ path: String) throws -> Pipeline {
+        do { return try Pipeline(path: path) } catch {
+            throw CLIError("\(error) (pass --model DIR or set LVD_MODEL to use another diffusers text-to-video folder)")
+        }
     }
 
     func run() throws {
@@ -65,7 +83,9 @@ struct Generate: ParsableCommand {
         let catalog = host.catalog()
         let loader = PluginLoader()
         defer { loader.shutdown() }
-        let modelPath = try Self.modelFolder(model)
+        let modelPath = try Self.modelFolder(model, method: method)
+        let defaults = Self.folderDefaults(modelPath)
+        let frames = self.frames ?? defaults.frames ?? 16, steps = self.steps ?? defaults.steps ?? 40
 
         // Stage 1.
         let plannedAt = Date()
@@ -87,8 +107,7 @@ struct Generate: ParsableCommand {
         let resolved = try methodPlugin.resolveParams(params)
         let instance = try MethodInstance(plugin: methodPlugin, params: resolved)
         let loadedAt = Date()
-        let folder: Pipeline
-        do { folder = try Pipeline(path: modelPath) } catch { throw CLIError("\(error)") }
+        let folder = try Self.loadPipeline(modelPath)
         let (width, height) = size.flatMap(Self.parseSize) ?? {
             let side = (folder.unet.configuration.sampleSize ?? 32) * folder.vaeScaleFactor
             return (side, side)
@@ -119,18 +138,18 @@ struct Generate: ParsableCommand {
 
         // Outputs: every file written whole (temporary name, then renamed); run.json last.
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-        let frames = VideoFrames(frames: video.shape[0], height: video.shape[1], width: video.shape[2], rgb: video.toArray().map { UInt8($0) })
+        let clip = VideoFrames(frames: video.shape[0], height: video.shape[1], width: video.shape[2], rgb: video.toArray().map { UInt8($0) })
         let layoutText = layoutValue.json.serialized(pretty: true) + "\n"
         do {
             try writeAtomically(layoutText, to: output + "/layout.json")
-            try LayoutGIF.write(layoutValue, to: output + "/layout.gif", frames: self.frames)
-            try frames.writeNPY(to: output + "/video.npy")
-            try frames.writeGIF(to: output + "/video.gif")
+            try LayoutGIF.write(layoutValue, to: output + "/layout.gif", frames: frames)
+            try clip.writeNPY(to: output + "/video.npy")
+            try clip.writeGIF(to: output + "/video.gif")
         } catch { throw CLIError("\(error)") }
         let run = JSONObject([
             "prompt": .string(prompt), "layout": layoutValue.json, "planner": .string(plannerUsed),
             "method": .string(method), "method_version": .string(methodPlugin.version), "params": .object(resolved),
-            "seed": .number(Double(seed)), "frames": .number(Double(self.frames)), "width": .number(Double(width)),
+            "seed": .number(Double(seed)), "frames": .number(Double(frames)), "width": .number(Double(width)),
             "height": .number(Double(height)), "steps": .number(Double(steps)),
             "negative_prompt": negative.map(JSONValue.string) ?? .null,
             "model": .object(JSONObject(["path": .string(URL(fileURLWithPath: modelPath).standardized.path),
@@ -150,7 +169,7 @@ struct Generate: ParsableCommand {
         } else {
             print("wrote \(output)/video.gif, video.npy, layout.json, layout.gif, run.json")
             print(String(format: "%@ on %@: %d frames %dx%d, %d steps, seed %llu, %.1f s (peak %.2f GiB)", method, folder.folder.pipelineClass,
-                         self.frames, width, height, steps, seed, generateSeconds, Double(ProcessMemory.peakResidentBytes) / 1_073_741_824))
+                         frames, width, height, steps, seed, generateSeconds, Double(ProcessMemory.peakResidentBytes) / 1_073_741_824))
         }
     }
 

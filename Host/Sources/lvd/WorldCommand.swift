@@ -18,13 +18,16 @@ struct WorldCommand: ParsableCommand {
         @Option(help: "Width and height in pixels.") var size: Int = 64
         @Option(help: "Clips per shard.") var shardSize: Int = 256
         @Option(help: "Objects per clip at most.") var maxObjects: Int = 4
+        @Option(help: "Sprite height in pixels, smallest (cars and birds are 1.3 times flatter).") var minSprite: Double = 16
+        @Option(help: "Sprite height in pixels, largest.") var maxSprite: Double = 26
         @Option(help: "Seed of the first clip (clip i uses seed + i).") var seed: UInt64 = 0
         @Option(name: [.short, .customLong("output")], help: "Output folder; shards already there are kept (the export resumes).")
         var output: String = "world-dataset"
 
         func validate() throws {
-            guard count >= 1, shardSize >= 1, (1...256).contains(frames), (16...1024).contains(size), (0...10).contains(maxObjects) else {
-                throw ValidationError("need --count ≥ 1, --shard-size ≥ 1, --frames 1…256, --size 16…1024, --max-objects 0…10")
+            guard count >= 1, shardSize >= 1, (1...256).contains(frames), (16...1024).contains(size), (0...10).contains(maxObjects),
+                  minSprite >= 2, maxSprite >= minSprite, maxSprite <= Double(size) else {
+                throw ValidationError("need --count ≥ 1, --shard-size ≥ 1, --frames 1…256, --size 16…1024, --max-objects 0…10, 2 ≤ --min-sprite ≤ --max-sprite ≤ --size")
             }
         }
 
@@ -34,7 +37,8 @@ struct WorldCommand: ParsableCommand {
             let shards = (count + shardSize - 1) / shardSize
             let manifest = JSONObject(["format": .string("lvd.world-dataset/1"), "count": .number(Double(count)), "frames": .number(Double(frames)),
                                        "size": .number(Double(size)), "shard_size": .number(Double(shardSize)), "seed": .number(Double(seed)),
-                                       "max_objects": .number(Double(maxObjects)), "shards": .number(Double(shards))])
+                                       "max_objects": .number(Double(maxObjects)), "shards": .number(Double(shards)),
+                                       "min_sprite": .number(minSprite), "max_sprite": .number(maxSprite)])
             let manifestPath = output + "/dataset.json"
             if let existing = try? JSONValue.parse(String(contentsOfFile: manifestPath, encoding: .utf8)).objectValue, existing != manifest {
                 throw CLIError("\(manifestPath) describes another export (\(JSONValue.object(existing).serialized())); use another -o folder")
@@ -50,7 +54,8 @@ struct WorldCommand: ParsableCommand {
                 for index in first..<last {
                     if HostServices.shared.isCancelled { throw CLIError("interrupted: shards before \(name) are complete") }
                     let clipSeed = seed &+ UInt64(index)
-                    let scene = World.randomScene(seed: clipSeed, size: size, frames: frames, maxObjects: maxObjects)
+                    let scene = World.randomScene(seed: clipSeed, size: size, frames: frames, maxObjects: maxObjects,
+                                                      minSprite: minSprite, maxSprite: maxSprite)
                     let clip = WorldRenderer.render(scene)
                     bytes += clip.pixels
                     var row = Render.describe(scene, clip, seed: clipSeed)

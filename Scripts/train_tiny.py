@@ -1,0 +1,622 @@
+#!/usr/bin/env python3
+"""Train the bundled tiny text-to-video model on the tiny world (DESIGN.md §5), in stages:
+
+    tokenizer  a CLIP-format byte-level BPE learnt from the captions (vocab.json, merges.txt)
+    vae        a small AutoencoderKL (4 latent channels, 4× down), object pixels weighted up
+    latents    every clip encoded once with the VAE (the UNet trains on these)
+    unet       a small UNet3DConditionModel and CLIPTextModel together: frames as single images
+               first (mostly one-object captions), then 8-frame clips
+    gligen     GLIGEN adapters (PositionNet + a gated fuser per spatial transformer block) on the
+               renderer's boxes, with the base frozen (as IGLIGEN does)
+    export     fp16 safetensors with save_pretrained: OUT/tiny (a diffusers text-to-video folder)
+               and OUT/tiny-gligen (the lvd-gligen layout: UNet config attention_type "gated")
+
+Each stage checkpoints to WORK/<stage>.pt (every few minutes and on Ctrl-C) and resumes from it;
+`--minutes` bounds one run of a stage, so training can span several sessions. Losses are logged
+to WORK/<stage>.log. Uses a GPU when one is present. Data: `lvd world dataset` folders.
+
+    python3 -m venv /work/venv && /work/venv/bin/pip install torch diffusers transformers safetensors
+    lvd world dataset --count 4000 --max-objects 1 --min-sprite 20 --max-sprite 28 --shard-size 1000 -o data/single
+    lvd world dataset --count 4000 --max-objects 4 --min-sprite 20 --max-sprite 28 --shard-size 1000 --seed 1000000 -o data/multi
+    python Scripts/train_tiny.py all --data data/single data/multi --work train --out Models
+"""
+import argparse
+import collections
+import glob
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def load_data(folders):
+    """All clips of the given dataset folders: videos (N, F, H, W, 3) uint8 and their meta rows."""
+    videos, rows = [], []
+    for folder in folders:
+        for path in sorted(glob.glob(os.path.join(folder, "meta-*.json"))):
+            meta = json.load(open(path))
+            video = np.load(path.replace("meta-", "videos-").replace(".json", ".npy"), mmap_mode="r")
+            assert len(meta) == video.shape[0], path
+            videos.append(video)
+            for row in meta:
+                row["single"] = len(row["objects"]) <= 1
+                row["folder"] = os.path.normpath(folder)
+            rows += meta
+    return videos, rows
+
+
+def clip_index(videos):
+    index = []
+    for s, v in enumerate(videos):
+        index += [(s, i) for i in range(v.shape[0])]
+    return index
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizer: CLIP's byte-level BPE (vocab: 256 byte symbols, their </w> forms, merges, specials)
+
+
+def bytes_to_unicode():
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    codes, extra = printable[:], 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            codes.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, map(chr, codes)))
+
+
+WORD = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+")
+
+
+def train_tokenizer(rows, out, merges_wanted=400):
+    byte_chars = bytes_to_unicode()
+    words = collections.Counter()
+    phrases = [r["caption"] for r in rows] + [f"{c} {k}" for r in rows for k, c in ((o["class"], o["colour"]) for o in r["objects"])]
+    for text in phrases:
+        for w in WORD.findall(" ".join(text.lower().split())):
+            symbols = [byte_chars[b] for b in w.encode("utf-8")]
+            symbols[-1] += "</w>"
+            words[tuple(symbols)] += 1
+    merges = []
+    while len(merges) < merges_wanted:
+        pairs = collections.Counter()
+        for word, n in words.items():
+            for pair in zip(word, word[1:]):
+                pairs[pair] += n
+        if not pairs:
+            break
+        best, count = max(pairs.items(), key=lambda kv: (kv[1], kv[0]))
+        if count < 2:
+            break
+        merges.append(best)
+        merged = collections.Counter()
+        for word, n in words.items():
+            out_word, i = [], 0
+            while i < len(word):
+                if i + 1 < len(word) and (word[i], word[i + 1]) == best:
+                    out_word.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    out_word.append(word[i])
+                    i += 1
+            merged[tuple(out_word)] += n
+        words = merged
+    base = list(byte_chars.values())
+    tokens = base + [b + "</w>" for b in base] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {}
+    for token in tokens:
+        vocab.setdefault(token, len(vocab))
+    os.makedirs(out, exist_ok=True)
+    json.dump(vocab, open(os.path.join(out, "vocab.json"), "w", encoding="utf-8"), ensure_ascii=False)
+    open(os.path.join(out, "merges.txt"), "w", encoding="utf-8").write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+    special = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "!"}
+    json.dump(special, open(os.path.join(out, "special_tokens_map.json"), "w"), indent=2)
+    json.dump(dict(special, model_max_length=77, do_lower_case=True, tokenizer_class="CLIPTokenizer"),
+              open(os.path.join(out, "tokenizer_config.json"), "w"), indent=2)
+    print(f"tokenizer: {len(merges)} merges, {len(vocab)} tokens -> {out}")
+
+
+def tokenizer(work):
+    from transformers import CLIPTokenizer
+    return CLIPTokenizer.from_pretrained(os.path.join(work, "tokenizer"), pad_token="!")
+
+
+def token_ids(tok, texts):
+    return torch.tensor(tok(list(texts), padding="max_length", max_length=77, truncation=True).input_ids)
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+def make_vae():
+    from diffusers import AutoencoderKL
+    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=[32, 64, 64],
+                         down_block_types=["DownEncoderBlock2D"] * 3, up_block_types=["UpDecoderBlock2D"] * 3,
+                         layers_per_block=1, norm_num_groups=16, sample_size=64)
+
+
+def make_text_encoder(vocab_size):
+    from transformers import CLIPTextConfig, CLIPTextModel
+    # eos_token_id 2: pooled = the hidden state at argmax(ids), the end token (the last id).
+    config = CLIPTextConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=256, num_hidden_layers=3,
+                            num_attention_heads=4, max_position_embeddings=77, hidden_act="quick_gelu",
+                            eos_token_id=2, bos_token_id=0, pad_token_id=1, projection_dim=64)
+    return CLIPTextModel(config)
+
+
+def make_unet():
+    from diffusers import UNet3DConditionModel
+    return UNet3DConditionModel(sample_size=16, in_channels=4, out_channels=4,
+                                down_block_types=("CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D"),
+                                up_block_types=("UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"),
+                                block_out_channels=(32, 64, 128), layers_per_block=1, norm_num_groups=16,
+                                cross_attention_dim=64, attention_head_dim=8)
+
+
+def spatial_blocks(unet):
+    """The BasicTransformerBlocks of the spatial (cross-attention) transformers, in forward order."""
+    blocks = []
+    for block in list(unet.down_blocks) + [unet.mid_block] + list(unet.up_blocks):
+        for transformer in getattr(block, "attentions", []):
+            blocks += list(transformer.transformer_blocks)
+    return blocks
+
+
+class Grounding:
+    """GLIGEN on diffusers' UNet3D: a PositionNet at unet.position_net and a gated fuser in each
+    spatial transformer block (keys as LVD-GLIGEN checkpoints have them); the fusers read the
+    current grounding tokens through a forward pre-hook (the temporal blocks get none)."""
+
+    def __init__(self, unet):
+        from diffusers.models.attention import GatedSelfAttentionDense
+        from diffusers.models.embeddings import GLIGENTextBoundingboxProjection
+        width = unet.config.cross_attention_dim
+        unet.position_net = GLIGENTextBoundingboxProjection(positive_len=width, out_dim=width, feature_type="text-only")
+        self.objects = None
+        for block in spatial_blocks(unet):
+            heads = block.attn1.heads
+            block.fuser = GatedSelfAttentionDense(block.attn1.query_dim, width, heads, block.attn1.inner_dim // heads)
+            block.register_forward_pre_hook(self.hook, with_kwargs=True)
+        self.unet = unet
+
+    def hook(self, module, args, kwargs):
+        if self.objects is not None:
+            kwargs = dict(kwargs)
+            kwargs["cross_attention_kwargs"] = {"gligen": {"objs": self.objects}}
+            return args, kwargs
+
+    def parameters(self):
+        params = list(self.unet.position_net.parameters())
+        for block in spatial_blocks(self.unet):
+            params += list(block.fuser.parameters())
+        return params
+
+
+class Checkpoint:
+    """Resumable state of one stage: modules, optimiser, step, elapsed time; saved atomically."""
+
+    def __init__(self, path, **state):
+        self.path, self.state = path, state
+        self.step, self.elapsed = 0, 0.0
+        if os.path.exists(path):
+            saved = torch.load(path, map_location=DEVICE, weights_only=False)
+            for name, obj in state.items():
+                obj.load_state_dict(saved[name])
+            self.step, self.elapsed = saved["step"], saved["elapsed"]
+            print(f"resumed {path} at step {self.step} ({self.elapsed / 60:.1f} min trained)")
+
+    def save(self):
+        data = {name: obj.state_dict() for name, obj in self.state.items()}
+        data.update(step=self.step, elapsed=self.elapsed)
+        torch.save(data, self.path + ".tmp")
+        os.replace(self.path + ".tmp", self.path)
+
+
+class EMA:
+    def __init__(self, params):
+        self.params = [p for p in params]
+        self.shadow = [p.detach().clone() for p in self.params]
+
+    def update(self, step):
+        decay = min(0.998, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for s, p in zip(self.shadow, self.params):
+                s.mul_(decay).add_(p.detach(), alpha=1 - decay)
+
+    def state_dict(self):
+        return {"shadow": self.shadow}
+
+    def load_state_dict(self, state):
+        for s, v in zip(self.shadow, state["shadow"]):
+            s.copy_(v)
+
+    def copy_to(self):
+        with torch.no_grad():
+            for s, p in zip(self.shadow, self.params):
+                p.copy_(s)
+
+
+class Stop:
+    """Ctrl-C (SIGINT) or SIGTERM ends the current step, then the stage saves and exits."""
+
+    def __init__(self):
+        self.requested = False
+        signal.signal(signal.SIGINT, self.request)
+        signal.signal(signal.SIGTERM, self.request)
+
+    def request(self, *_):
+        if self.requested:
+            sys.exit(130)
+        print("stopping after this step (checkpointing)…", flush=True)
+        self.requested = True
+
+
+def train_loop(name, args, ckpt, total_steps, step_fn, log_every=25, save_every_s=300):
+    stop = Stop()
+    log = open(os.path.join(args.work, f"{name}.log"), "a")
+    start, last_save, losses = time.time(), time.time(), []
+    base_elapsed = ckpt.elapsed
+    while ckpt.step < total_steps and not stop.requested:
+        if args.minutes and time.time() - start > args.minutes * 60:
+            print(f"{name}: --minutes {args.minutes} reached")
+            break
+        losses.append(step_fn(ckpt.step))
+        ckpt.step += 1
+        ckpt.elapsed = base_elapsed + time.time() - start
+        if ckpt.step % log_every == 0:
+            line = f"{name} step {ckpt.step}/{total_steps} loss {np.mean(losses):.4f} ({ckpt.elapsed / 60:.1f} min)"
+            print(line, flush=True)
+            log.write(line + "\n")
+            log.flush()
+            losses = []
+        if time.time() - last_save > save_every_s:
+            ckpt.save()
+            last_save = time.time()
+    ckpt.save()
+    return ckpt.step >= total_steps
+
+
+# ---------------------------------------------------------------------------------------------
+# Stages
+
+
+def stage_tokenizer(args):
+    _, rows = load_data(args.data)
+    train_tokenizer(rows, os.path.join(args.work, "tokenizer"))
+
+
+def box_weights(rows, batch_clips, frames, size, weight):
+    """(B, 1, H, W): 1 + weight inside every object's box of that frame."""
+    w = torch.ones(len(batch_clips), 1, size, size)
+    for i, (clip, frame) in enumerate(zip(batch_clips, frames)):
+        for o in rows[clip]["objects"]:
+            box = o["boxes"][frame]
+            if box is None:
+                continue
+            x0, y0, x1, y1 = (int(round(v * size)) for v in box)
+            w[i, :, y0:y1, x0:x1] += weight
+    return w
+
+
+def stage_vae(args):
+    videos, rows = load_data(args.data)
+    index = clip_index(videos)
+    vae = make_vae().to(DEVICE)
+    opt = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0)
+    ckpt = Checkpoint(os.path.join(args.work, "vae.pt"), vae=vae, opt=opt)
+    rng = np.random.default_rng(ckpt.step)
+    print(f"vae: {sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M parameters on {DEVICE}")
+
+    def step(n):
+        for g in opt.param_groups:
+            g["lr"] = 1e-3 * min(1, (n + 1) / 100) * (0.1 if n > 0.8 * args.vae_steps else 1)
+        picks = rng.integers(0, len(index), args.vae_batch)
+        frames = rng.integers(0, videos[0].shape[1], args.vae_batch)
+        x = np.stack([videos[index[p][0]][index[p][1], f] for p, f in zip(picks, frames)])
+        x = torch.from_numpy(x).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(DEVICE)
+        w = box_weights(rows, picks, frames, x.shape[-1], 4.0).to(DEVICE)
+        if n < 0.85 * args.vae_steps and args.vae_crop < x.shape[-1]:
+            # Mostly random crops (4× cheaper at 32 px); full frames at the end settle the norms.
+            c = args.vae_crop
+            y0, x0 = (int(v) for v in rng.integers(0, x.shape[-1] - c + 1, 2))
+            x, w = x[..., y0:y0 + c, x0:x0 + c], w[..., y0:y0 + c, x0:x0 + c]
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample()).sample
+        err = (recon - x).abs() + (recon - x) ** 2
+        loss = (err * w).mean() + 1e-6 * posterior.kl().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return train_loop("vae", args, ckpt, args.vae_steps, step)
+
+
+def trained_vae(args):
+    vae = make_vae()
+    vae.load_state_dict(torch.load(os.path.join(args.work, "vae.pt"), map_location="cpu", weights_only=False)["vae"])
+    return vae.to(DEVICE).eval()
+
+
+def stage_latents(args):
+    videos, rows = load_data(args.data)
+    vae = trained_vae(args)
+    out = []
+    with torch.no_grad():
+        for v in videos:
+            n, frames = v.shape[:2]
+            for start in range(0, n, 16):
+                x = torch.from_numpy(np.ascontiguousarray(v[start:start + 16])).reshape(-1, *v.shape[2:])
+                x = x.permute(0, 3, 1, 2).float().div(127.5).sub(1).to(DEVICE)
+                z = vae.encode(x).latent_dist.mean
+                out.append(z.reshape(-1, frames, *z.shape[1:]).permute(0, 2, 1, 3, 4).half().cpu())
+            print(f"latents: {sum(len(o) for o in out)} clips", flush=True)
+    latents = torch.cat(out)
+    scaling = 1 / latents.float().std().item()
+    torch.save({"latents": latents, "scaling_factor": scaling}, os.path.join(args.work, "latents.pt"))
+    print(f"latents {tuple(latents.shape)}, scaling_factor {scaling:.4f}")
+
+
+def noise_schedule():
+    from diffusers import DDPMScheduler
+    # ModelScope's training schedule (scaled_linear 0.00085…0.012 over 1000 steps).
+    return DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
+
+
+def diffusion_loss(unet, scheduler, z, context, generator_steps=None):
+    """ε-prediction loss with min-SNR-5 weighting on latents z (B, C, F, h, w)."""
+    noise = torch.randn_like(z)
+    t = torch.randint(0, 1000, (z.shape[0],), device=z.device)
+    noisy = scheduler.add_noise(z, noise, t)
+    prediction = unet(noisy, t, encoder_hidden_states=context).sample
+    alphas = scheduler.alphas_cumprod.to(z.device)[t]
+    snr = alphas / (1 - alphas)
+    weight = torch.clamp(snr, max=5.0) / snr
+    per = ((prediction.float() - noise) ** 2).mean(dim=(1, 2, 3, 4))
+    return (per * weight).mean()
+
+
+def captions_for(rows, picks, rng, drop=0.1):
+    return ["" if rng.random() < drop else rows[p]["caption"] for p in picks]
+
+
+def stage_unet(args):
+    _, rows = load_data(args.data)
+    saved = torch.load(os.path.join(args.work, "latents.pt"), weights_only=False)
+    latents, scaling = saved["latents"], saved["scaling_factor"]
+    tok = tokenizer(args.work)
+    ids = token_ids(tok, [r["caption"] for r in rows] + [""])
+    empty = ids[-1]
+    text = make_text_encoder(len(tok.get_vocab())).to(DEVICE)
+    unet = make_unet().to(DEVICE)
+    params = list(unet.parameters()) + list(text.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    ema = EMA(params)
+    ckpt = Checkpoint(os.path.join(args.work, "unet.pt"), unet=unet, text=text, opt=opt, ema=ema)
+    scheduler = noise_schedule()
+    scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(DEVICE)
+    chosen = set(os.path.normpath(f) for f in (args.unet_data or args.data))
+    single = np.array([i for i, r in enumerate(rows) if r["single"] and r["folder"] in chosen])
+    everything = np.array([i for i, r in enumerate(rows) if r["folder"] in chosen])
+    rng = np.random.default_rng(1000 + ckpt.step)
+    print(f"unet: {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M, text encoder "
+          f"{sum(p.numel() for p in text.parameters()) / 1e6:.2f} M parameters on {DEVICE}")
+    image_steps = int(args.unet_steps * args.image_fraction)
+
+    def step(n):
+        for g in opt.param_groups:
+            g["lr"] = args.lr * min(1, (n + 1) / 200)
+        images = n < image_steps
+        pool = single if n < image_steps // 2 else everything
+        count = args.image_batch if images else args.video_batch
+        picks = rng.choice(pool, count)
+        if images:
+            frames = rng.integers(0, latents.shape[2], count)
+            z = latents[picks, :, frames].unsqueeze(2)
+        else:
+            z = latents[picks]
+        z = z.float().to(DEVICE) * scaling
+        drop = rng.random(count) < 0.1
+        batch_ids = torch.stack([empty if d else ids[p] for p, d in zip(picks, drop)]).to(DEVICE)
+        context = text(batch_ids).last_hidden_state
+        loss = diffusion_loss(unet, scheduler, z, context)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        ema.update(n)
+        return loss.item()
+
+    return train_loop("unet", args, ckpt, args.unet_steps, step)
+
+
+def trained_base(args):
+    tok = tokenizer(args.work)
+    text = make_text_encoder(len(tok.get_vocab()))
+    unet = make_unet()
+    params = list(unet.parameters()) + list(text.parameters())
+    ema = EMA(params)
+    saved = torch.load(os.path.join(args.work, "unet.pt"), map_location="cpu", weights_only=False)
+    unet.load_state_dict(saved["unet"])
+    text.load_state_dict(saved["text"])
+    ema.load_state_dict(saved["ema"])
+    ema.copy_to()
+    return tok, text.to(DEVICE).eval(), unet.to(DEVICE)
+
+
+def phrase_for(obj, rng):
+    """How layouts name objects: "red ball", "a red ball", "ball", "car 1"."""
+    choice = rng.integers(0, 5)
+    if choice == 0:
+        return f"{obj['colour']} {obj['class']}"
+    if choice == 1:
+        return ("an " if obj["colour"][0] in "aeiou" else "a ") + f"{obj['colour']} {obj['class']}"
+    if choice == 2:
+        return obj["class"]
+    if choice == 3:
+        return f"{obj['class']} {rng.integers(1, 5)}"
+    return f"{obj['colour']} {obj['class']} {rng.integers(1, 5)}"
+
+
+def stage_gligen(args):
+    _, rows = load_data(args.data)
+    saved = torch.load(os.path.join(args.work, "latents.pt"), weights_only=False)
+    latents, scaling = saved["latents"], saved["scaling_factor"]
+    tok, text, unet = trained_base(args)
+    for p in list(unet.parameters()) + list(text.parameters()):
+        p.requires_grad_(False)
+    grounding = Grounding(unet)
+    unet.to(DEVICE)
+    params = grounding.parameters()
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    ema = EMA(params)
+    ckpt = Checkpoint(os.path.join(args.work, "gligen.pt"), adapters=torch.nn.ModuleList([unet.position_net] + [b.fuser for b in spatial_blocks(unet)]),
+                      opt=opt, ema=ema)
+    ids = token_ids(tok, [r["caption"] for r in rows] + [""])
+    scheduler = noise_schedule()
+    scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(DEVICE)
+    chosen = set(os.path.normpath(f) for f in (args.gligen_data or args.data))
+    with_objects = np.array([i for i, r in enumerate(rows) if r["objects"] and r["folder"] in chosen])
+    rng = np.random.default_rng(5000 + ckpt.step)
+    frames = latents.shape[2]
+    width = unet.config.cross_attention_dim
+    print(f"gligen adapters: {sum(p.numel() for p in params) / 1e6:.2f} M parameters on {DEVICE}")
+
+    def step(n):
+        for g in opt.param_groups:
+            g["lr"] = args.lr * min(1, (n + 1) / 100)
+        picks = rng.choice(with_objects, args.video_batch)
+        z = latents[picks].float().to(DEVICE) * scaling
+        boxes = torch.zeros(len(picks), frames, 30, 4)
+        masks = torch.zeros(len(picks), frames, 30)
+        phrases, slots = [], []
+        for i, p in enumerate(picks):
+            for j, obj in enumerate(rows[p]["objects"]):
+                phrases.append(phrase_for(obj, rng))
+                slots.append((i, j))
+                for f, box in enumerate(obj["boxes"]):
+                    if box is not None:
+                        boxes[i, f, j] = torch.tensor(box)
+                        masks[i, f, j] = 1
+        with torch.no_grad():
+            pooled = text(token_ids(tok, phrases).to(DEVICE)).pooler_output
+            context = text(ids[picks].to(DEVICE)).last_hidden_state
+        embeddings = torch.zeros(len(picks), frames, 30, width, device=DEVICE)
+        for (i, j), e in zip(slots, pooled):
+            embeddings[i, :, j] = e
+        m = masks.to(DEVICE).reshape(-1, 30)
+        grounding.objects = unet.position_net(boxes=boxes.to(DEVICE).reshape(-1, 30, 4), masks=m,
+                                              positive_embeddings=embeddings.reshape(-1, 30, width) * m.unsqueeze(-1))
+        loss = diffusion_loss(unet, scheduler, z, context)
+        grounding.objects = None
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        ema.update(n)
+        return loss.item()
+
+    return train_loop("gligen", args, ckpt, args.gligen_steps, step)
+
+
+def write_pipeline(folder, tokenizer_dir, text, vae, unet, scaling, share_from=None):
+    from diffusers import DDIMScheduler
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    if share_from:
+        # The GLIGEN folder shares everything but the UNet with the base folder.
+        for part in ("tokenizer", "text_encoder", "vae", "scheduler"):
+            os.symlink(os.path.join("..", os.path.basename(share_from), part), os.path.join(folder, part))
+    else:
+        shutil.copytree(tokenizer_dir, os.path.join(folder, "tokenizer"))
+        text.half().save_pretrained(os.path.join(folder, "text_encoder"))
+        vae.register_to_config(scaling_factor=scaling)
+        vae.half().save_pretrained(os.path.join(folder, "vae"))
+        DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                      set_alpha_to_one=False, steps_offset=1).save_pretrained(os.path.join(folder, "scheduler"))
+    unet.half().save_pretrained(os.path.join(folder, "unet"))
+    json.dump({"_class_name": "TextToVideoSDPipeline", "_diffusers_version": "0.42.1",
+               "scheduler": ["diffusers", "DDIMScheduler"],
+               "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+               "unet": ["diffusers", "UNet3DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]},
+              open(os.path.join(folder, "model_index.json"), "w"), indent=2)
+
+
+def stage_export(args):
+    scaling = torch.load(os.path.join(args.work, "latents.pt"), weights_only=False)["scaling_factor"]
+    tok, text, unet = trained_base(args)
+    vae = trained_vae(args)
+    base = os.path.join(args.out, "tiny")
+    write_pipeline(base, os.path.join(args.work, "tokenizer"), text.cpu(), vae.cpu(), unet.cpu(), scaling)
+    print("exported", base)
+    gligen_ckpt = os.path.join(args.work, "gligen.pt")
+    if not os.path.exists(gligen_ckpt):
+        print("no gligen checkpoint yet: tiny-gligen not exported")
+        return
+    tok, text, unet = trained_base(args)
+    grounding = Grounding(unet)
+    adapters = torch.nn.ModuleList([unet.position_net] + [b.fuser for b in spatial_blocks(unet)])
+    saved = torch.load(gligen_ckpt, map_location="cpu", weights_only=False)
+    adapters.load_state_dict(saved["adapters"])
+    ema = EMA(grounding.parameters())
+    ema.load_state_dict(saved["ema"])
+    ema.copy_to()
+    folder = os.path.join(args.out, "tiny-gligen")
+    write_pipeline(folder, None, None, None, unet.cpu(), scaling, share_from=base)
+    config_path = os.path.join(folder, "unet", "config.json")
+    config = json.load(open(config_path))
+    config["attention_type"] = "gated"
+    json.dump(config, open(config_path, "w"), indent=2, sort_keys=True)
+    print("exported", folder)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", choices=["tokenizer", "vae", "latents", "unet", "gligen", "export", "all"])
+    parser.add_argument("--data", nargs="+", required=True, help="lvd world dataset folders (all are encoded to latents)")
+    parser.add_argument("--unet-data", nargs="+", help="the folders of --data the UNet learns from (default: all)")
+    parser.add_argument("--gligen-data", nargs="+", help="the folders of --data the GLIGEN adapters learn from (default: all)")
+    parser.add_argument("--work", default="train", help="checkpoints, logs, tokenizer, latents")
+    parser.add_argument("--out", default="Models", help="where export writes tiny/ and tiny-gligen/")
+    parser.add_argument("--minutes", type=float, default=0, help="stop (checkpointed) after this long; 0: run to the end")
+    parser.add_argument("--vae-steps", type=int, default=3000)
+    parser.add_argument("--vae-batch", type=int, default=16)
+    parser.add_argument("--vae-crop", type=int, default=32, help="crop size for the first 85%% of VAE steps")
+    parser.add_argument("--unet-steps", type=int, default=6000)
+    parser.add_argument("--image-fraction", type=float, default=0.4, help="share of UNet steps on single frames")
+    parser.add_argument("--image-batch", type=int, default=64)
+    parser.add_argument("--video-batch", type=int, default=8)
+    parser.add_argument("--gligen-steps", type=int, default=1500)
+    parser.add_argument("--lr", type=float, default=4e-4)
+    args = parser.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    stages = ["tokenizer", "vae", "latents", "unet", "gligen", "export"] if args.stage == "all" else [args.stage]
+    for stage in stages:
+        if args.stage == "all" and stage == "tokenizer" and os.path.exists(os.path.join(args.work, "tokenizer", "vocab.json")):
+            continue
+        if args.stage == "all" and stage == "latents" and os.path.exists(os.path.join(args.work, "latents.pt")):
+            continue
+        if globals()[f"stage_{stage}"](args) is False:
+            print(f"{stage} is not finished (checkpointed); run the same command again to go on")
+            return
+
+
+if __name__ == "__main__":
+    main()
