@@ -213,4 +213,32 @@ final class WorldDatasetTests: XCTestCase {
         XCTAssertEqual(other.status, 1)
         XCTAssertTrue(other.stderr.contains("describes another export"), other.stderr)
     }
+
+    func testDatasetSpriteSizes() throws {
+        let temp = try TempDir()
+        /// Heights in pixels of the boxes not cut by the top or bottom edge.
+        func heights(_ range: (Int, Int)) throws -> [Double] {
+            let folder = temp.file("d\(range.0)")
+            let result = try lvd(["world", "dataset", "--count", "40", "--max-objects", "1", "--min-sprite", String(range.0),
+                                  "--max-sprite", String(range.1), "-o", folder])
+            XCTAssertEqual(result.status, 0, result.output)
+            let meta = try XCTUnwrap(try JSONValue.parse(String(contentsOfFile: folder + "/meta-00000.json", encoding: .utf8)).arrayValue)
+            return meta.flatMap { row in (row.objectValue?["objects"]?.arrayValue ?? []).flatMap { object in
+                (object.objectValue?["boxes"]?.arrayValue ?? []).compactMap { box -> Double? in
+                    guard let b = box.arrayValue?.compactMap(\.numberValue), b.count == 4, b[1] > 0, b[3] < 1 else { return nil }
+                    return (b[3] - b[1]) * 64
+                }
+            } }
+        }
+        // The same seeds draw the same scenes, only the sprites' sizes differ.
+        let large = try heights((20, 28)), small = try heights((10, 12))
+        XCTAssertFalse(large.isEmpty || small.isEmpty)
+        let mean = { (v: [Double]) in v.reduce(0, +) / Double(v.count) }
+        XCTAssertGreaterThan(mean(large), 1.8 * mean(small), "\(mean(large)) vs \(mean(small))")
+        XCTAssertLessThanOrEqual(large.max()!, 28 + 1.5)
+        XCTAssertLessThanOrEqual(small.max()!, 12 + 1.5)
+        let bad = try lvd(["world", "dataset", "--count", "1", "--min-sprite", "30", "--max-sprite", "20", "-o", temp.file("e")])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--min-sprite"), bad.stderr)
+    }
 }
