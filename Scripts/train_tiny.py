@@ -502,23 +502,29 @@ def stage_gligen(args):
     def step(n):
         for g in opt.param_groups:
             g["lr"] = args.lr * min(1, (n + 1) / 100)
-        picks = rng.choice(with_objects, args.video_batch)
-        z = latents[picks].float().to(DEVICE) * scaling
-        boxes = torch.zeros(len(picks), frames, 30, 4)
-        masks = torch.zeros(len(picks), frames, 30)
+        # The fusers work frame by frame: single frames (a batch of many layouts) teach them
+        # faster than whole clips; every other step takes 8-frame clips.
+        clips = n % 2 == 1
+        picks = rng.choice(with_objects, args.video_batch if clips else args.image_batch)
+        chosen_frames = [list(range(frames))] * len(picks) if clips else [[f] for f in rng.integers(0, frames, len(picks))]
+        z = torch.stack([latents[p][:, fs] for p, fs in zip(picks, chosen_frames)]).float().to(DEVICE) * scaling
+        count = len(chosen_frames[0])
+        boxes = torch.zeros(len(picks), count, 30, 4)
+        masks = torch.zeros(len(picks), count, 30)
         phrases, slots = [], []
         for i, p in enumerate(picks):
             for j, obj in enumerate(rows[p]["objects"]):
                 phrases.append(phrase_for(obj, rng))
                 slots.append((i, j))
-                for f, box in enumerate(obj["boxes"]):
+                for k, f in enumerate(chosen_frames[i]):
+                    box = obj["boxes"][f]
                     if box is not None:
-                        boxes[i, f, j] = torch.tensor(box)
-                        masks[i, f, j] = 1
+                        boxes[i, k, j] = torch.tensor(box)
+                        masks[i, k, j] = 1
         with torch.no_grad():
             pooled = text(token_ids(tok, phrases).to(DEVICE)).pooler_output
             context = text(ids[picks].to(DEVICE)).last_hidden_state
-        embeddings = torch.zeros(len(picks), frames, 30, width, device=DEVICE)
+        embeddings = torch.zeros(len(picks), count, 30, width, device=DEVICE)
         for (i, j), e in zip(slots, pooled):
             embeddings[i, :, j] = e
         m = masks.to(DEVICE).reshape(-1, 30)
@@ -552,6 +558,9 @@ def write_pipeline(folder, tokenizer_dir, text, vae, unet, scaling, share_from=N
         DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                       set_alpha_to_one=False, steps_offset=1).save_pretrained(os.path.join(folder, "scheduler"))
     unet.half().save_pretrained(os.path.join(folder, "unet"))
+    # lvd's generation defaults for this folder: the clip length it was trained on, and the empty
+    # negative prompt its unconditional branch learnt (captions were dropped to "").
+    json.dump({"frames": 8, "steps": 20, "negative_prompt": ""}, open(os.path.join(folder, "lvd.json"), "w"), indent=2)
     json.dump({"_class_name": "TextToVideoSDPipeline", "_diffusers_version": "0.42.1",
                "scheduler": ["diffusers", "DDIMScheduler"],
                "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],

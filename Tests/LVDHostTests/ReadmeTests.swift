@@ -1,4 +1,6 @@
 import Foundation
+import LVDFormats
+import LVDHost
 import XCTest
 
 /// The README's two set-up commands, so they cannot go stale.
@@ -46,9 +48,12 @@ final class ReadmeTests: XCTestCase {
         environment["LVD_PLUGIN_PATH"] = nil
         let result = try runProcess("/bin/bash", ["-euo", "pipefail", "-c", command], environment: environment, directory: copy)
         XCTAssertEqual(result.status, 0, String(result.output.suffix(4000)))
-        XCTAssertTrue(result.stdout.lines(containing: "libLVDPlannerFile.so").contains { $0.hasPrefix("file ") && $0.contains(" planner ") }, result.stdout)
-        XCTAssertTrue(result.stdout.contains("ok    baseline (method"), result.stdout)
-        XCTAssertTrue(result.stdout.contains("\(copy)/plugins.d (source tree)"), result.stdout)
-        XCTAssertTrue(result.stdout.contains(" 0 failed"), result.stdout)
+        // The bundled model, found in the source tree, with its own frame count and size.
+        XCTAssertTrue(result.stdout.contains("wrote lvd-output/video.gif"), result.stdout)
+        let run = try XCTUnwrap(try JSONValue.parse(String(contentsOfFile: copy + "/lvd-output/run.json", encoding: .utf8)).objectValue)
+        XCTAssertEqual(run["model"]?.objectValue?["path"]?.stringValue, copy + "/Models/tiny")
+        XCTAssertEqual(run["frames"], .number(8))
+        let video = try VideoFrames.readGIF(copy + "/lvd-output/video.gif")
+        XCTAssertEqual([video.frames, video.height, video.width], [8, 64, 64])
     }
 }

@@ -28,7 +28,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Frames (default: the model folder's lvd.json, else 16).") var frames: Int?
     @Option(help: ArgumentHelp("Video size WxH in pixels (default: the model's sample size).", valueName: "WxH")) var size: String?
     @Option(help: "Denoising steps (default: the model folder's lvd.json, else 40).") var steps: Int?
-    @Option(help: "Negative prompt (default: the method's, the reference's video negative prompt).") var negative: String?
+    @Option(help: "Negative prompt (default: the model folder's lvd.json, else the method's: the reference's video negative prompt).") var negative: String?
     @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String = "lvd-output"
     @Flag(help: "Print run.json to standard output instead of progress and a summary.") var json = false
 
@@ -63,12 +63,14 @@ struct Generate: ParsableCommand {
         throw CLIError("no model: the bundled Models/\(name) was not found beside the executable or in the source tree; pass --model DIR (a diffusers text-to-video folder) or set LVD_MODEL")
     }
 
-    /// A model folder's own generation defaults (lvd.json: {"frames": F, "steps": S}), if it has them:
-    /// the bundled tiny model is trained on 8-frame clips and samples well in 20 steps.
-    static func folderDefaults(_ folder: String) -> (frames: Int?, steps: Int?) {
+    /// A model folder's own generation defaults (lvd.json: {"frames": F, "steps": S,
+    /// "negative_prompt": N}), if it has them: the bundled tiny model is trained on 8-frame clips,
+    /// samples in 20 steps, and learnt its unconditional branch from the empty caption (the
+    /// reference's long negative prompt is out of its vocabulary and of its distribution).
+    static func folderDefaults(_ folder: String) -> (frames: Int?, steps: Int?, negative: String?) {
         guard let text = try? String(contentsOfFile: folder + "/lvd.json", encoding: .utf8),
-              let object = try? JSONValue.parse(text).objectValue else { return (nil, nil) }
-        return (object["frames"]?.intValue, object["steps"]?.intValue)
+              let object = try? JSONValue.parse(text).objectValue else { return (nil, nil, nil) }
+        return (object["frames"]?.intValue, object["steps"]?.intValue, object["negative_prompt"]?.stringValue)
     }
 
     /// Loads a model folder, saying how to use another one when it is missing or broken.
@@ -86,6 +88,7 @@ struct Generate: ParsableCommand {
         let modelPath = try Self.modelFolder(model, method: method)
         let defaults = Self.folderDefaults(modelPath)
         let frames = self.frames ?? defaults.frames ?? 16, steps = self.steps ?? defaults.steps ?? 40
+        let negative = self.negative ?? defaults.negative
 
         // Stage 1.
         let plannedAt = Date()
