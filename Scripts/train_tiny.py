@@ -24,7 +24,6 @@ import argparse
 import collections
 import glob
 import json
-import math
 import os
 import re
 import shutil
@@ -349,6 +348,16 @@ def stage_vae(args):
     return train_loop("vae", args, ckpt, args.vae_steps, step)
 
 
+def optimise(loss, opt, params, ema, step):
+    """One optimiser step on `params` (gradients clipped to norm 1), then the EMA; the loss value."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    ema.update(step)
+    return loss.item()
+
+
 def trained_vae(args):
     vae = make_vae()
     vae.load_state_dict(torch.load(os.path.join(args.work, "vae.pt"), map_location="cpu", weights_only=False)["vae"])
@@ -436,13 +445,7 @@ def stage_unet(args):
         drop = rng.random(count) < 0.1
         batch_ids = torch.stack([empty if d else ids[p] for p, d in zip(picks, drop)]).to(DEVICE)
         context = text(batch_ids).last_hidden_state
-        loss = diffusion_loss(unet, scheduler, z, context)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        ema.update(n)
-        return loss.item()
+        return optimise(diffusion_loss(unet, scheduler, z, context), opt, params, ema, n)
 
     return train_loop("unet", args, ckpt, args.unet_steps, step)
 
@@ -532,12 +535,7 @@ def stage_gligen(args):
                                               positive_embeddings=embeddings.reshape(-1, 30, width) * m.unsqueeze(-1))
         loss = diffusion_loss(unet, scheduler, z, context)
         grounding.objects = None
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        ema.update(n)
-        return loss.item()
+        return optimise(loss, opt, params, ema, n)
 
     return train_loop("gligen", args, ckpt, args.gligen_steps, step)
 

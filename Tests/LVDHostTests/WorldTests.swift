@@ -112,7 +112,7 @@ final class WorldDetectorTests: XCTestCase {
                     guard let box = clip.boxes[o][f], (box[2] - box[0]) * Double(scene.size) >= 8, (box[3] - box[1]) * Double(scene.size) >= 8,
                           clip.visible[o][f] >= 0.6 else { continue }
                     total += 1
-                    if detections.contains(where: { $0.kind == object.kind && $0.colour == object.colourName && iou($0.box, box) >= 0.5 }) {
+                    if detections.contains(where: { $0.kind == object.kind && $0.colour == object.colourName && WorldDetector.iou($0.box, box) >= 0.5 }) {
                         found += 1
                     } else if misses.count < 12 {
                         misses.append("seed \(1000 + seed) frame \(f): \(object.colourName) \(object.kind) at \(box.map { Int($0 * 64) }) — saw \(detections.map { "\($0.colour) \($0.kind) \($0.box.map { Int($0 * 64) })" })")
@@ -121,12 +121,6 @@ final class WorldDetectorTests: XCTestCase {
             }
         }
         return (Double(found) / Double(Swift.max(total, 1)), misses)
-    }
-
-    func iou(_ a: [Double], _ b: [Double]) -> Double {
-        let w = Swift.max(0, Swift.min(a[2], b[2]) - Swift.max(a[0], b[0])), h = Swift.max(0, Swift.min(a[3], b[3]) - Swift.max(a[1], b[1]))
-        let inter = w * h
-        return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
     }
 
     func testCleanRenders() {

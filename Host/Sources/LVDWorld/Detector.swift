@@ -88,6 +88,19 @@ public struct WorldDetector: Sendable {
 
     static let defaultTable = labelTable(maxDistance: 70)
 
+    /// Objects in each frame of a clip (frames × height × width × 3 bytes).
+    public func detect(frames rgb: [UInt8], count: Int, width: Int, height: Int) -> [[Detection]] {
+        let bytes = width * height * 3
+        return (0..<count).map { detect(rgb[($0 * bytes)..<(($0 + 1) * bytes)], width: width, height: height) }
+    }
+
+    /// Intersection over union of two normalised xyxy boxes (0 when both are empty).
+    public static func iou(_ a: [Double], _ b: [Double]) -> Double {
+        let w = Swift.max(0, Swift.min(a[2], b[2]) - Swift.max(a[0], b[0])), h = Swift.max(0, Swift.min(a[3], b[3]) - Swift.max(a[1], b[1]))
+        let inter = w * h, union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+        return union > 0 ? inter / union : 0
+    }
+
     /// Objects in one RGB frame (height × width × 3 bytes).
     public func detect(_ rgb: ArraySlice<UInt8>, width: Int, height: Int) -> [Detection] {
         let count = width * height

@@ -90,7 +90,7 @@ extension Bench {
                    let s = run["timings"]?.objectValue?["generate_seconds"]?.numberValue {
                     seconds[item.method, default: []].append(s)
                 }
-                let detections = Self.detect(video)
+                let detections = WorldDetector().detect(frames: video.rgb, count: video.frames, width: video.width, height: video.height)
                 if let kind = item.kind, let colour = item.colour {
                     let half = (video.frames + 1) / 2
                     classHits += detections.filter { $0.contains { $0.kind == kind } }.count >= half ? 1 : 0
@@ -128,11 +128,6 @@ extension Bench {
             if captionsDone + layoutsDone < items.count { print("interrupted: \(captionsDone + layoutsDone) of \(items.count) videos scored"); throw ExitCode(130) }
         }
 
-        static func detect(_ video: VideoFrames) -> [[WorldDetector.Detection]] {
-            let detector = WorldDetector(), bytes = video.height * video.width * 3
-            return (0..<video.frames).map { f in detector.detect(video.rgb[(f * bytes)..<((f + 1) * bytes)], width: video.width, height: video.height) }
-        }
-
         /// (object, frame) pairs where the layout has the object, and those with a detection of the
         /// object's class (named in its layout name) at IoU ≥ 0.3 with the layout box.
         static func layoutScore(_ layout: Layout, detections: [[WorldDetector.Detection]]) -> (pairs: Int, hits: Int) {
@@ -142,16 +137,10 @@ extension Bench {
                 let kind = World.Kind.allCases.first { name.lowercased().contains($0.rawValue) }
                 for (f, box) in condition.boxes[object].enumerated() where box != [0, 0, 0, 0] {
                     pairs += 1
-                    if detections[f].contains(where: { $0.kind == kind && iou($0.box, box) >= 0.3 }) { hits += 1 }
+                    if detections[f].contains(where: { $0.kind == kind && WorldDetector.iou($0.box, box) >= 0.3 }) { hits += 1 }
                 }
             }
             return (pairs, hits)
-        }
-
-        static func iou(_ a: [Double], _ b: [Double]) -> Double {
-            let w = Swift.max(0, Swift.min(a[2], b[2]) - Swift.max(a[0], b[0])), h = Swift.max(0, Swift.min(a[3], b[3]) - Swift.max(a[1], b[1]))
-            let inter = w * h, union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-            return union > 0 ? inter / union : 0
         }
     }
 }

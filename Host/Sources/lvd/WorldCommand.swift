@@ -80,8 +80,7 @@ struct WorldCommand: ParsableCommand {
         func run() throws {
             let frames: VideoFrames
             do { frames = video.lowercased().hasSuffix(".gif") ? try VideoFrames.readGIF(video) : try VideoFrames.readNPY(video) } catch { throw CLIError("\(error)") }
-            let detector = WorldDetector(), bytes = frames.height * frames.width * 3
-            let found = (0..<frames.frames).map { f in detector.detect(frames.rgb[(f * bytes)..<((f + 1) * bytes)], width: frames.width, height: frames.height) }
+            let found = WorldDetector().detect(frames: frames.rgb, count: frames.frames, width: frames.width, height: frames.height)
             if json {
                 print(JSONValue.array(found.map { detections in .array(detections.map { d in
                     .object(JSONObject(["class": .string(d.kind.rawValue), "colour": .string(d.colour),
