@@ -33,7 +33,9 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Host/Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", path: "Plugins/Planners/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // The LLM answer cache (SQLite): used by the llm planner and by `lvd cache`.
-        .target(name: "LVDLLMCache", dependencies: ["CSQLite"], path: "Plugins/Planners/LLMCache"),
+        // One SQLite file in WAL mode: the LLM answer cache and the benchmark results use it.
+        .target(name: "LVDSQLite", dependencies: ["CSQLite"], path: "Host/Sources/LVDSQLite"),
+        .target(name: "LVDLLMCache", dependencies: ["LVDSQLite"], path: "Plugins/Planners/LLMCache"),
         .target(
             name: "LVDPlannerLLM",
             dependencies: [
@@ -53,6 +55,15 @@ let package = Package(
             path: "Plugins/Planners/Offline"),
         // The tiny world: renderer (and, later, detector) of the synthetic videos the bundled model learns.
         .target(name: "LVDWorld", dependencies: [.product(name: "LVDFormats", package: "SDK")], path: "Host/Sources/LVDWorld"),
+        // The stage-2 benchmark: evaluation protocol, results database, table, chart, contact sheet.
+        .target(
+            name: "LVDBench",
+            dependencies: [
+                "LVDSQLite", "LVDWorld", "LVDHost",
+                .product(name: "LVDStage1", package: "SDK"),
+                .product(name: "LVDFormats", package: "SDK"),
+            ],
+            path: "Host/Sources/LVDBench"),
         .target(
             name: "LVDHost",
             dependencies: [
@@ -67,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "lvd",
             dependencies: [
-                "LVDHost", "LVDLLMCache", "LVDWorld",
+                "LVDHost", "LVDLLMCache", "LVDWorld", "LVDBench",
                 .product(name: "LVDRuntime", package: "SDK"),
                 .product(name: "LVDFormats", package: "SDK"),
                 .product(name: "LVDStage1", package: "SDK"),
@@ -155,7 +166,7 @@ let package = Package(
         .testTarget(
             name: "LVDHostTests",
             dependencies: [
-                "LVDHost", "CGIF", "LVDGuidance", "LVDWorld",
+                "LVDHost", "CGIF", "LVDGuidance", "LVDWorld", "LVDBench", "LVDSQLite",
                 .product(name: "LVDStage1", package: "SDK"),
                 .product(name: "LVDPluginKit", package: "SDK"),
                 .product(name: "LVDSDK", package: "SDK"),

@@ -24,6 +24,7 @@ import argparse
 import collections
 import glob
 import json
+import math
 import os
 import re
 import shutil
@@ -430,9 +431,14 @@ def stage_unet(args):
     image_steps = int(args.unet_steps * args.image_fraction)
 
     def step(n):
+        # Warm-up, then a cosine decay to a tenth over the whole run (a resumed run with a larger
+        # --unet-steps picks the curve up where the step count is).
+        decay = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1, n / args.unet_steps)))
         for g in opt.param_groups:
-            g["lr"] = args.lr * min(1, (n + 1) / 200)
-        images = n < image_steps
+            g["lr"] = args.lr * min(1, (n + 1) / 200) * decay
+        # Image phase first; after it, joint training as ModelScope's: clips, with every
+        # third step on single frames so appearance keeps learning from many captions at once.
+        images = n < image_steps or n % 3 == 2
         pool = single if n < image_steps // 2 else everything
         count = args.image_batch if images else args.video_batch
         picks = rng.choice(pool, count)

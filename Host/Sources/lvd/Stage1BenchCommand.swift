@@ -16,7 +16,7 @@ extension Bench {
         @Option(help: "Planner plugin that plans each caption.") var planner: String?
         @Option(name: .customLong("param"), help: ArgumentHelp("A planner parameter (repeatable).", valueName: "key=value"))
         var params: [String] = []
-        @Option(help: ArgumentHelp("cache:FILE — answers from a reference JSON cache (n-th answer for the n-th occurrence of a caption).", valueName: "cache:FILE"))
+        @Option(help: ArgumentHelp("cache:FILE — answers from a reference JSON cache (n-th answer for the n-th occurrence of a caption); planner:ID — the same as --planner ID.", valueName: "cache:FILE"))
         var layouts: String?
         @Option(help: "Passes over the benchmark (a planner starts each pass afresh; a cache must hold an answer per pass).") var repeats = 1
         @Flag(help: "Print JSON: {tasks, overall, rows}.") var json = false
@@ -24,7 +24,7 @@ extension Bench {
 
         func validate() throws {
             guard (planner == nil) != (layouts == nil) else { throw ValidationError("give exactly one of --planner ID or --layouts cache:FILE") }
-            if let layouts, !layouts.hasPrefix("cache:") { throw ValidationError("--layouts must be cache:FILE, got '\(layouts)'") }
+            if let layouts, let problem = LayoutSource.validate(layouts) { throw ValidationError(problem) }
             guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
         }
 
@@ -34,34 +34,15 @@ extension Bench {
             let occurrences = Benchmark.occurrences(rows)
             var board = Scoreboard()
             let total = rows.count * repeats
-            var source: (Int, Benchmark.Row, Int) throws -> Layout
             let loader = PluginLoader()
             defer { loader.shutdown() }
-            if let file = layouts?.dropFirst("cache:".count) {
-                let cache = try ReferenceCache(path: String(file))
-                // Pass r uses the answers after those of the earlier passes: a prompt's rows per pass.
-                var perPass: [String: Int] = [:]
-                for row in rows { perPass[row.prompt, default: 0] += 1 }
-                source = { pass, row, occurrence in
-                    try cache.layout(for: row.prompt, answer: pass * perPass[row.prompt]! + occurrence)
-                }
-            } else {
-                let plugin = try loader.load(host.catalog().require(id: planner!, kind: .planner))
-                let resolved = try plugin.resolveParams(params)
-                var instance: PlannerInstance?
-                var currentPass = -1
-                source = { pass, row, _ in
-                    // One instance per pass: a cache-backed planner's counters start afresh (§6.1).
-                    if pass != currentPass { instance = try PlannerInstance(plugin: plugin, params: resolved); currentPass = pass }
-                    return try instance!.planLayout(prompt: row.prompt)
-                }
-            }
+            let source = try LayoutSource(layouts ?? "planner:" + planner!, plannerParams: params, host: host, loader: loader)
             var done = 0
             passes: for pass in 0..<repeats {
                 for (row, occurrence) in zip(rows, occurrences) {
                     if HostServices.shared.isCancelled { break passes }
                     do {
-                        let layout = try source(pass, row, occurrence)
+                        let layout = try source.layout(pass: pass, row: row, occurrence: occurrence)
                         board.outcomes.append(.init(row: row, success: Benchmark.success(row, layout: layout)))
                     } catch {
                         board.outcomes.append(.init(row: row, success: false, failure: "\(error)"))

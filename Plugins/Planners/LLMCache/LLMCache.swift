@@ -1,4 +1,4 @@
-import CSQLite
+import LVDSQLite
 import Foundation
 
 /// The LLM answer cache in SQLite (WAL): (model, template version, normalised prompt) →
@@ -8,13 +8,10 @@ import Foundation
 /// processes writing at once both keep their answers.
 public final class LLMCache: @unchecked Sendable {
     public let path: String
-    private let db: OpaquePointer
-    private let lock = NSLock()
+    private let database: SQLiteDatabase
     static let schemaVersion = "1"
 
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
-    }
+    public typealias Failure = SQLiteDatabase.Failure
 
     /// The default file: $XDG_CACHE_HOME/lvd/llm-cache.sqlite (~/.cache when unset).
     public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
@@ -24,53 +21,21 @@ public final class LLMCache: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let folder = (path as NSString).deletingLastPathComponent
-        if !folder.isEmpty { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
-        var handle: OpaquePointer?
-        let status = sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nil)
-        guard status == SQLITE_OK, let handle else {
-            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
-            sqlite3_close(handle)
-            throw Failure(description: "cache \(path): \(message)")
-        }
-        db = handle
-        sqlite3_busy_timeout(db, 30_000)
-        do {
-            // Two processes creating one file at once: switching to WAL can report "locked"
-            // without waiting on the busy timeout, so the setup retries for as long.
-            var attempt = 0
-            while true {
-                do {
-                    try execute("PRAGMA journal_mode=WAL")
-                    break
-                } catch let failure as Failure where failure.description.contains("locked") && attempt < 600 {
-                    attempt += 1
-                    usleep(50_000)
-                }
-            }
-            try execute("""
-                CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                CREATE TABLE IF NOT EXISTS answers (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    model TEXT NOT NULL, template TEXT NOT NULL, prompt TEXT NOT NULL,
-                    position INTEGER NOT NULL, answer TEXT NOT NULL, created REAL NOT NULL,
-                    UNIQUE (model, template, prompt, position));
-                INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '\(Self.schemaVersion)');
-                """)
-            let schema = try query("SELECT value FROM meta WHERE key = 'schema'", []).first?.first ?? ""
-            guard schema == Self.schemaVersion else {
-                throw Failure(description: "cache \(path): schema version \(schema), this lvd reads \(Self.schemaVersion)")
-            }
-        } catch {
-            sqlite3_close(db)
-            if let failure = error as? Failure, failure.description.contains("file is not a database") {
-                throw Failure(description: "cache \(path): not an SQLite database")
-            }
-            throw error
+        database = try SQLiteDatabase(path: path, role: "cache")
+        try database.execute("""
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS answers (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                model TEXT NOT NULL, template TEXT NOT NULL, prompt TEXT NOT NULL,
+                position INTEGER NOT NULL, answer TEXT NOT NULL, created REAL NOT NULL,
+                UNIQUE (model, template, prompt, position));
+            INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '\(Self.schemaVersion)');
+            """)
+        let schema = try query("SELECT value FROM meta WHERE key = 'schema'", []).first?.first ?? ""
+        guard schema == Self.schemaVersion else {
+            throw Failure(description: "cache \(path): schema version \(schema), this lvd reads \(Self.schemaVersion)")
         }
     }
-
-    deinit { sqlite3_close(db) }
 
     /// The answer at `position` (0-based) for a key, if stored.
     public func answer(model: String, template: String, prompt: String, position: Int) throws -> String? {
@@ -156,54 +121,9 @@ public final class LLMCache: @unchecked Sendable {
 
     // MARK: SQLite
 
-    private func transaction<T>(_ body: () throws -> T) throws -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        try execute("BEGIN IMMEDIATE")
-        do {
-            let result = try body()
-            try execute("COMMIT")
-            return result
-        } catch {
-            try? execute("ROLLBACK")
-            throw error
-        }
-    }
-
-    private func execute(_ sql: String, _ arguments: [String] = []) throws {
-        if arguments.isEmpty {
-            var message: UnsafeMutablePointer<CChar>?
-            guard sqlite3_exec(db, sql, nil, nil, &message) == SQLITE_OK else {
-                let text = message.map { String(cString: $0) } ?? "error"
-                sqlite3_free(message)
-                throw Failure(description: "cache \(path): \(text)")
-            }
-            return
-        }
-        _ = try query(sql, arguments)
-    }
-
-    /// Runs one statement with text arguments; returns its rows as text.
-    private func query(_ sql: String, _ arguments: [String]) throws -> [[String]] {
-        var statement: OpaquePointer?
-        guard sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK else {
-            throw Failure(description: "cache \(path): \(String(cString: sqlite3_errmsg(db)))")
-        }
-        defer { sqlite3_finalize(statement) }
-        let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-        for (index, argument) in arguments.enumerated() {
-            sqlite3_bind_text(statement, Int32(index + 1), argument, -1, transient)
-        }
-        var rows: [[String]] = []
-        while true {
-            let status = sqlite3_step(statement)
-            if status == SQLITE_DONE { return rows }
-            guard status == SQLITE_ROW else { throw Failure(description: "cache \(path): \(String(cString: sqlite3_errmsg(db)))") }
-            rows.append((0..<sqlite3_column_count(statement)).map { column in
-                sqlite3_column_text(statement, column).map { String(cString: $0) } ?? ""
-            })
-        }
-    }
+    private func transaction<T>(_ body: () throws -> T) throws -> T { try database.transaction(body) }
+    private func execute(_ sql: String, _ arguments: [String]) throws { try database.execute(sql, arguments) }
+    private func query(_ sql: String, _ arguments: [String]) throws -> [[String]] { try database.query(sql, arguments) }
 }
 
 /// The reference cache file format (STAGE1.md §6.2): a JSON object of caption → [answers],

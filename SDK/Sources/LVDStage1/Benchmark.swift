@@ -346,6 +346,8 @@ public struct Scoreboard: Sendable {
 }
 
 extension String {
-    func padding(_ width: Int) -> String { count >= width ? self + " " : self + String(repeating: " ", count: width - count) }
-    var capitalizedFirst: String { prefix(1).uppercased() + dropFirst() }
+    /// The string and spaces up to `width` characters (one space when it is as long or longer): table cells.
+    public func padding(_ width: Int) -> String { count >= width ? self + " " : self + String(repeating: " ", count: width - count) }
+    /// "numeracy" → "Numeracy": table headers.
+    public var capitalizedFirst: String { prefix(1).uppercased() + dropFirst() }
 }

@@ -1,0 +1,153 @@
+import Foundation
+import LVDFormats
+import LVDHost
+import LVDStage1
+
+/// The stage-2 table (methods × tasks, with counts) from stored results, as text, Markdown,
+/// JSON or a grouped bar chart (SVG), and a contact sheet of videos with their detections.
+public struct Stage2Report {
+    /// The results of one method under one configuration.
+    public struct Group {
+        public var label: String
+        public var method: String
+        public var config: String
+        public var results: [ResultStore.Result]
+    }
+
+    public let groups: [Group]
+
+    /// Tasks with results, in the benchmark's order.
+    public var tasks: [String] {
+        Benchmark.Task.allCases.map(\.label).filter { task in groups.contains { $0.results.contains { $0.task == task } } }
+    }
+
+    /// Groups by (method, configuration): baseline first, then methods by name. A method run
+    /// under several configurations is labelled with a short index ("lvd #2"); `legend` says which.
+    public init(_ results: [ResultStore.Result]) {
+        var order: [String: (String, String)] = [:]
+        var byKey: [String: [ResultStore.Result]] = [:]
+        for result in results {
+            let key = result.method + "\u{1}" + result.config
+            if byKey[key] == nil { order[key] = (result.method, result.config) }
+            byKey[key, default: []].append(result)
+        }
+        let keys = byKey.keys.sorted { a, b in
+            let (ma, ca) = order[a]!, (mb, cb) = order[b]!
+            if ma != mb { return ma == "baseline" ? true : mb == "baseline" ? false : ma < mb }
+            return ca < cb
+        }
+        var perMethod: [String: Int] = [:]
+        for key in keys { perMethod[order[key]!.0, default: 0] += 1 }
+        var seen: [String: Int] = [:]
+        groups = keys.map { key in
+            let (method, config) = order[key]!
+            seen[method, default: 0] += 1
+            let label = perMethod[method]! > 1 ? "\(method) #\(seen[method]!)" : method
+            return Group(label: label, method: method, config: config, results: byKey[key]!)
+        }
+    }
+
+    public func count(_ group: Group, _ task: String?) -> (successes: Int, total: Int) {
+        let rows = group.results.filter { task == nil || $0.task == task }
+        return (rows.filter(\.success).count, rows.count)
+    }
+
+    static func percent(_ s: Int, _ t: Int) -> Double { t == 0 ? 0 : 100 * Double(s) / Double(t) }
+    static func format(_ value: Double) -> String { String(format: "%.1f", value) }
+
+    /// Each group's label and configuration.
+    public var legend: [String] { groups.map { "\($0.label): \($0.config)" } }
+
+    public var markdown: String {
+        var lines = ["| Method | " + tasks.map(\.capitalizedFirst).joined(separator: " | ") + " | Overall |",
+                     "|---|" + String(repeating: "---|", count: tasks.count + 1)]
+        for group in groups {
+            let cells = (tasks.map(Optional.some) + [nil]).map { task -> String in
+                let (s, t) = count(group, task)
+                return "\(s)/\(t) (\(Self.format(Self.percent(s, t)))%)"
+            }
+            lines.append("| \(group.label) | " + cells.joined(separator: " | ") + " |")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public var text: String {
+        let width = max(12, (groups.map(\.label.count).max() ?? 0) + 2)
+        var lines = ["method".padding(width) + tasks.map { $0.padding(14) }.joined() + "overall"]
+        for group in groups {
+            let cells = tasks.map { task -> String in let (s, t) = count(group, task); return "\(s)/\(t)".padding(14) }
+            let (s, t) = count(group, nil)
+            lines.append(group.label.padding(width) + cells.joined() + "\(s)/\(t) = \(Self.format(Self.percent(s, t)))%")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public var json: JSONValue {
+        .object(JSONObject(["methods": .array(groups.map { group in
+            var tasksObject = JSONObject()
+            for task in tasks {
+                let (s, t) = count(group, task)
+                tasksObject[task] = .object(JSONObject(["successes": .number(Double(s)), "rows": .number(Double(t)), "percent": .number(Self.percent(s, t))]))
+            }
+            let (s, t) = count(group, nil)
+            let failures = group.results.filter { $0.failure != nil }.count
+            let seconds = group.results.map(\.generateSeconds)
+            return .object(JSONObject([
+                "label": .string(group.label), "method": .string(group.method), "config": .string(group.config),
+                "tasks": .object(tasksObject), "successes": .number(Double(s)), "rows": .number(Double(t)),
+                "overall": .number(Self.percent(s, t)), "failures": .number(Double(failures)),
+                "generate_seconds_mean": .number(seconds.isEmpty ? 0 : seconds.reduce(0, +) / Double(seconds.count)),
+            ]))
+        })]))
+    }
+
+    // MARK: SVG
+
+    static let colours = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
+
+    /// A grouped bar chart: one group per task and overall, one bar per method, success rate in %.
+    public var svg: String {
+        let categories = tasks + ["overall"]
+        let barWidth = 14.0, gap = 24.0, left = 50.0, top = 40.0, plotHeight = 240.0
+        let groupWidth = Double(max(groups.count, 1)) * barWidth + gap
+        let width = left + Double(categories.count) * groupWidth + 20
+        let legendTop = top + plotHeight + 40
+        let height = legendTop + Double(groups.count) * 16 + 10
+        func escape(_ s: String) -> String {
+            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+                .replacingOccurrences(of: "\"", with: "&quot;")
+        }
+        func n(_ v: Double) -> String { String(format: "%.1f", v) }
+        var out = [
+            #"<svg xmlns="http://www.w3.org/2000/svg" width="\#(n(width))" height="\#(n(height))" viewBox="0 0 \#(n(width)) \#(n(height))" font-family="sans-serif" font-size="11">"#,
+            #"<rect width="100%" height="100%" fill="white"/>"#,
+            #"<text x="\#(n(left))" y="20" font-size="14">LVD benchmark, stage 2: success rate per task (%)</text>"#,
+        ]
+        for tick in stride(from: 0, through: 100, by: 25) {
+            let y = top + plotHeight * (1 - Double(tick) / 100)
+            out.append(#"<line x1="\#(n(left))" y1="\#(n(y))" x2="\#(n(width - 20))" y2="\#(n(y))" stroke="lightgray"/>"#)
+            out.append(#"<text x="\#(n(left - 6))" y="\#(n(y + 4))" text-anchor="end">\#(tick)</text>"#)
+        }
+        for (c, category) in categories.enumerated() {
+            let x0 = left + Double(c) * groupWidth + gap / 2
+            for (g, group) in groups.enumerated() {
+                let (s, t) = count(group, category == "overall" ? nil : category)
+                let value = Self.percent(s, t)
+                let h = plotHeight * value / 100
+                let x = x0 + Double(g) * barWidth
+                out.append(#"<rect class="bar" x="\#(n(x))" y="\#(n(top + plotHeight - h))" width="\#(n(barWidth - 2))" height="\#(n(h))" fill="\#(Self.colours[g % Self.colours.count])"><title>\#(escape(group.label)), \#(category): \#(s)/\#(t)</title></rect>"#)
+                out.append(#"<text x="\#(n(x + barWidth / 2 - 1))" y="\#(n(top + plotHeight - h - 3))" text-anchor="middle" font-size="8">\#(Int(value.rounded()))</text>"#)
+            }
+            out.append(#"<text x="\#(n(x0 + Double(groups.count) * barWidth / 2))" y="\#(n(top + plotHeight + 16))" text-anchor="middle">\#(escape(category))</text>"#)
+        }
+        out.append(#"<line x1="\#(n(left))" y1="\#(n(top + plotHeight))" x2="\#(n(width - 20))" y2="\#(n(top + plotHeight))" stroke="black"/>"#)
+        for (g, group) in groups.enumerated() {
+            let y = legendTop + Double(g) * 16
+            let (s, t) = count(group, nil)
+            out.append(#"<rect x="\#(n(left))" y="\#(n(y - 9))" width="10" height="10" fill="\#(Self.colours[g % Self.colours.count])"/>"#)
+            out.append(#"<text x="\#(n(left + 16))" y="\#(n(y))">\#(escape(group.label)) — \#(s)/\#(t) videos — \#(escape(group.config))</text>"#)
+        }
+        out.append("</svg>")
+        return out.joined(separator: "\n") + "\n"
+    }
+}
