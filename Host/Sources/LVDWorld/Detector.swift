@@ -15,6 +15,13 @@ public struct WorldDetector: Sendable {
         /// Normalised xyxy.
         public var box: [Double]
         public var score: Double
+
+        public init(kind: World.Kind, colour: String, box: [Double], score: Double) {
+            self.kind = kind
+            self.colour = colour
+            self.box = box
+            self.score = score
+        }
     }
 
     /// Largest colour distance (RGB, Euclidean) at which a pixel still counts for a colour.

@@ -48,6 +48,15 @@ public enum World {
         /// Whether the sprite faces left (drawn mirrored).
         public var facingLeft: Bool
 
+        public init(kind: Kind, colour: Int, width: Double, height: Double, path: [(x: Double, y: Double)], facingLeft: Bool) {
+            self.kind = kind
+            self.colour = colour
+            self.width = width
+            self.height = height
+            self.path = path
+            self.facingLeft = facingLeft
+        }
+
         public static func == (a: Object, b: Object) -> Bool {
             a.kind == b.kind && a.colour == b.colour && a.width == b.width && a.height == b.height && a.facingLeft == b.facingLeft
                 && a.path.count == b.path.count && zip(a.path, b.path).allSatisfy { $0.x == $1.x && $0.y == $1.y }

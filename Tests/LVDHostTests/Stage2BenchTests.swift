@@ -1,0 +1,306 @@
+import CGIF
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import LVDBench
+import LVDFormats
+import LVDSQLite
+import LVDStage1
+import LVDWorld
+import XCTest
+
+/// The stage-2 benchmark: the evaluation protocol on hand-made detections and on rendered
+/// videos, the row subset and shards, the results database, the report, and the `lvd bench`
+/// commands as users run them (resume after kill -9, shards merged, table, chart, sheet).
+final class Stage2BenchTests: XCTestCase {
+    // MARK: Protocol
+
+    func testSampledFramesAsTheReference() throws {
+        XCTAssertEqual(try Stage2.evalFrames(16), [0, 3, 6, 9, 12, 15])
+        XCTAssertEqual(try Stage2.evalFrames(24), [0, 5, 9, 14, 18, 23])
+        XCTAssertEqual(try Stage2.evalFrames(8), [0, 1, 3, 4, 6, 7], "round half to even: 1.4, 2.8, 4.2, 5.6")
+        XCTAssertEqual(try Stage2.evalFrames(6), [0, 1, 2, 3, 4, 5])
+        XCTAssertThrowsError(try Stage2.evalFrames(5)) { XCTAssertTrue("\($0)".contains("5-frame video"), "\($0)") }
+    }
+
+    func testQueriesNameClassAndColour() throws {
+        let queries = try Stage2.queries(["a photo of a blue cat", "a photo of an orange ball", "a photo of a car"])
+        XCTAssertEqual(queries.map(\.kind), [.cat, .ball, .car])
+        XCTAssertEqual(queries.map(\.colour), ["blue", "orange", nil])
+        XCTAssertThrowsError(try Stage2.queries(["a photo of a tree"])) { XCTAssertTrue("\($0)".contains("'a photo of a tree'"), "\($0)") }
+        let detections = [WorldDetector.Detection(kind: .cat, colour: "red", box: [0, 0, 0.2, 0.2], score: 0.9),
+                          WorldDetector.Detection(kind: .cat, colour: "blue", box: [0.5, 0.5, 0.7, 0.7], score: 0.8),
+                          WorldDetector.Detection(kind: .car, colour: "green", box: [0.1, 0.5, 0.3, 0.6], score: 0.7)]
+        let candidates = Stage2.candidates(detections, queries: queries)
+        XCTAssertEqual(candidates.map { $0.label }, [0, 2], "the red cat answers no query; a car of any colour answers 'a car'")
+    }
+
+    func testScoreFilterClassAwareNMSAndOneBoxPerClass() {
+        let c = { (box: [Double], score: Double, label: Int) in Stage2.Candidate(box: box, score: score, label: label) }
+        let candidates = [
+            c([0, 0, 0.4, 0.4], 0.5, 0), c([0.05, 0.05, 0.45, 0.45], 0.9, 0), // overlap: the 0.9 one survives
+            c([0.6, 0.6, 0.9, 0.9], 0.3, 0),                                   // apart: survives NMS
+            c([0, 0, 0.4, 0.4], 0.6, 1),                                       // other label, same place: class-aware keeps it
+            c([0.5, 0, 0.9, 0.3], 0.05, 1),                                    // below the 0.1 score threshold
+        ]
+        let kept = Stage2.filter(candidates, labels: 2, oneBoxPerClass: false)
+        XCTAssertEqual(kept.map(\.score), [0.9, 0.3, 0.6], "labels ascending, scores descending within a label")
+        XCTAssertEqual(Stage2.filter(candidates, labels: 2, oneBoxPerClass: true).map(\.score), [0.9, 0.6])
+        // IoU below 0.1 is kept: two boxes overlapping by a sliver both stay.
+        let sliver = [c([0, 0, 0.5, 0.5], 0.9, 0), c([0.45, 0, 0.95, 0.5], 0.8, 0)]
+        XCTAssertEqual(Stage2.filter(sliver, labels: 1, oneBoxPerClass: false).count, 2)
+    }
+
+    func testDetectionsBecomeALayoutScoredByThePredicates() throws {
+        let row = try XCTUnwrap(Benchmark.rows.first { $0.predicate == .dynamic1(names: ["car"], leftToRight: true) })
+        func frames(_ xs: [Double]) -> [[Stage2.Candidate]] {
+            xs.map { [Stage2.Candidate(box: [$0, 0.4, $0 + 0.25, 0.6], score: 0.8, label: 0)] }
+        }
+        let rightward = Stage2.fakeLayout(prompt: row.prompt, texts: row.detectorTexts, frames: frames([0, 0.1, 0.2, 0.3, 0.5, 0.7]), width: 64, height: 64)
+        XCTAssertEqual(rightward.keyframes[1], [Layout.Object(id: 0, name: "a photo of a car", box: [6, 26, 16, 13])],
+                       "pixels of the video, rounded half to even (6.4, 25.6, 16, 12.8)")
+        XCTAssertTrue(Benchmark.success(row, layout: rightward))
+        let leftward = Stage2.fakeLayout(prompt: row.prompt, texts: row.detectorTexts, frames: frames([0.7, 0.5, 0.3, 0.2, 0.1, 0]), width: 64, height: 64)
+        XCTAssertFalse(Benchmark.success(row, layout: leftward))
+        // Numeracy counts the detections per frame (ids by detection order: 0, 1); the mode wins.
+        let three = try XCTUnwrap(Benchmark.rows.first { $0.predicate == .numeracy(names: ["dog"], count: 2) })
+        let counts = [2, 2, 1, 2, 3, 2]
+        let detections = counts.map { n in (0..<n).map { i in Stage2.Candidate(box: [Double(i) * 0.3, 0, Double(i) * 0.3 + 0.2, 0.2], score: 0.5, label: 0) } }
+        let layout = Stage2.fakeLayout(prompt: three.prompt, texts: three.detectorTexts, frames: detections, width: 64, height: 64)
+        XCTAssertEqual(layout.keyframes[4].map(\.id), [0, 1, 2])
+        XCTAssertTrue(Benchmark.success(three, layout: layout))
+    }
+
+    /// A rendered car crossing from left to right passes its dynamics row and fails the opposite
+    /// one; a frame with nothing in it gives no detections and fails.
+    func testRenderedVideosThroughTheDetector() throws {
+        let s = 64.0
+        let car = World.Object(kind: .car, colour: 4, width: 24, height: 14,
+                               path: (0..<8).map { (x: 2 + Double($0) * 5, y: 30) }, facingLeft: false)
+        let clip = WorldRenderer.render(World.Scene(size: Int(s), frames: 8, background: .sky, objects: [car]))
+        let rightward = try XCTUnwrap(Benchmark.rows.first { $0.predicate == .dynamic1(names: ["car"], leftToRight: true) })
+        let leftward = try XCTUnwrap(Benchmark.rows.first { $0.predicate == .dynamic1(names: ["car"], leftToRight: false) })
+        let evaluation = try Stage2.evaluate(row: rightward, rgb: clip.pixels, frames: 8, width: 64, height: 64)
+        XCTAssertEqual(evaluation.frames, [0, 1, 3, 4, 6, 7])
+        XCTAssertEqual(evaluation.detections.map { $0.count }, [1, 1, 1, 1, 1, 1], "one car per sampled frame")
+        for (k, f) in evaluation.frames.enumerated() {
+            XCTAssertGreaterThan(WorldDetector.iou(evaluation.detections[k][0].box, try XCTUnwrap(clip.boxes[0][f])), 0.5)
+        }
+        XCTAssertTrue(evaluation.success)
+        XCTAssertFalse(try Stage2.evaluate(row: leftward, rgb: clip.pixels, frames: 8, width: 64, height: 64).success)
+        let empty = WorldRenderer.render(World.Scene(size: 64, frames: 8, background: .sky, objects: []))
+        let nothing = try Stage2.evaluate(row: rightward, rgb: empty.pixels, frames: 8, width: 64, height: 64)
+        XCTAssertEqual(nothing.detectionCount, 0)
+        XCTAssertFalse(nothing.success)
+    }
+
+    // MARK: Plan
+
+    func testStratifiedSubsetShardsAndSeeds() throws {
+        let subset = Stage2Plan.rows(perTask: 20)
+        XCTAssertEqual(subset.count, 100)
+        for task in Benchmark.Task.allCases { XCTAssertEqual(subset.filter { $0.task == task }.count, 20) }
+        let numeracy = subset.filter { $0.task == .numeracy }
+        XCTAssertEqual(Set(numeracy.map(\.prompt)).count, 20, "one row of each count × class")
+        let dynamics = subset.filter { $0.task == .dynamics }
+        XCTAssertEqual(dynamics.filter { if case .dynamic1 = $0.predicate { return true } else { return false } }.count, 10)
+        XCTAssertEqual(Stage2Plan.rows(perTask: 20).map(\.index), subset.map(\.index), "fixed")
+        XCTAssertEqual(Stage2Plan.rows(tasks: [.sequential]).count, 100)
+        XCTAssertEqual(Stage2Plan.rows(tasks: [.visibility], perTask: 500).count, 100, "K above the task's rows takes them all")
+        let shards = (0..<3).map { Stage2Plan.shard(subset.map(\.index), $0, of: 3) }
+        XCTAssertEqual(shards.flatMap { $0 }.sorted(), subset.map(\.index).sorted(), "the shards cover every row")
+        XCTAssertEqual(Set(shards.flatMap { $0 }).count, subset.count, "no row in two shards")
+        XCTAssertEqual(Stage2Plan.parseShard("2/3")?.k, 2)
+        for bad in ["3/3", "-1/2", "a/b", "1", "1/0"] { XCTAssertNil(Stage2Plan.parseShard(bad), bad) }
+        XCTAssertEqual(Stage2Plan.seed(row: 5, repeatIndex: 1, offset: 500), 5 + 6789 + 500)
+        XCTAssertEqual(Stage2Plan.task(named: "dynamic_spatial"), .dynamics)
+    }
+
+    // MARK: Results database
+
+    func result(_ method: String, row: Int, success: Bool, task: String = "numeracy", seed: UInt64? = nil) -> ResultStore.Result {
+        ResultStore.Result(method: method, config: "layouts=cache:x model=tiny frames=8 steps=20", row: row, repeatIndex: 0,
+                           seed: seed ?? UInt64(row), task: task, prompt: "p\(row)", success: success, frames: [0, 1, 3, 4, 6, 7])
+    }
+
+    func testStoreKeepsEachResultOnceAndRefusesOtherFiles() throws {
+        let temp = try TempDir()
+        let store = try ResultStore(path: temp.file("a.db"), create: true)
+        XCTAssertTrue(try store.insert(result("lvd", row: 1, success: true)))
+        XCTAssertFalse(try store.insert(result("lvd", row: 1, success: false)), "a key already stored is kept")
+        XCTAssertTrue(try store.insert(result("lvd", row: 2, success: false)))
+        let reopened = try ResultStore(path: temp.file("a.db"), create: false)
+        XCTAssertEqual(try reopened.results().map(\.success), [true, false])
+        XCTAssertEqual(try reopened.results().first?.frames, [0, 1, 3, 4, 6, 7])
+        XCTAssertEqual(try reopened.keys(method: "lvd", config: result("lvd", row: 1, success: true).config).count, 2)
+
+        // Another benchmark version, an LLM cache, a text file, a missing file.
+        let other = try SQLiteDatabase(path: temp.file("old.db"), role: "results")
+        try other.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); CREATE TABLE results (x); INSERT INTO meta VALUES ('benchmark', 'lvd-stage2/0');")
+        XCTAssertThrowsError(try ResultStore(path: temp.file("old.db"), create: true)) {
+            XCTAssertTrue("\($0)".contains("benchmark version 'lvd-stage2/0'"), "\($0)")
+        }
+        let cache = try SQLiteDatabase(path: temp.file("cache.sqlite"), role: "cache")
+        try cache.execute("CREATE TABLE answers (x)")
+        XCTAssertThrowsError(try ResultStore(path: temp.file("cache.sqlite"), create: true)) {
+            XCTAssertTrue("\($0)".contains("is not an lvd stage-2 results database"), "\($0)")
+        }
+        try "hello".write(toFile: temp.file("text.db"), atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ResultStore(path: temp.file("text.db"), create: true)) {
+            XCTAssertTrue("\($0)".contains("not an SQLite database"), "\($0)")
+        }
+        XCTAssertThrowsError(try ResultStore(path: temp.file("none.db"), create: false)) { XCTAssertTrue("\($0)".contains("no such file"), "\($0)") }
+    }
+
+    func testMergeCountsOverlapsOnce() throws {
+        let temp = try TempDir()
+        let a = try ResultStore(path: temp.file("a.db"), create: true), b = try ResultStore(path: temp.file("b.db"), create: true)
+        try a.insert(result("lvd", row: 1, success: true))
+        try a.insert(result("lvd", row: 2, success: false))
+        try b.insert(result("lvd", row: 2, success: true)) // overlaps a, with another verdict
+        try b.insert(result("lvd", row: 3, success: true))
+        let summary = try ResultStore.merge([temp.file("a.db"), temp.file("b.db")], into: temp.file("all.db"))
+        XCTAssertEqual(summary.added, 3)
+        XCTAssertEqual(summary.duplicates, 1)
+        XCTAssertEqual(summary.conflicts.map(\.row), [2])
+        let merged = try ResultStore(path: temp.file("all.db"), create: false).results()
+        XCTAssertEqual(merged.map(\.row), [1, 2, 3])
+        XCTAssertEqual(merged.map(\.success), [true, false, true], "the first input's verdict is kept")
+        let again = try ResultStore.merge([temp.file("a.db")], into: temp.file("all.db"))
+        XCTAssertEqual(again.added, 0)
+        XCTAssertEqual(again.duplicates, 2)
+        XCTAssertThrowsError(try ResultStore.merge([temp.file("all.db")], into: temp.file("all.db")))
+    }
+
+    func testReportTableAndChart() throws {
+        let results = [result("lvd", row: 0, success: true), result("lvd", row: 1, success: false),
+                       result("lvd", row: 100, success: true, task: "attribution"),
+                       result("baseline", row: 0, success: false), result("baseline", row: 100, success: false, task: "attribution")]
+        let report = Stage2Report(results)
+        XCTAssertEqual(report.groups.map(\.label), ["baseline", "lvd"], "baseline first")
+        XCTAssertEqual(report.tasks, ["numeracy", "attribution"])
+        XCTAssertTrue(report.markdown.contains("| lvd | 1/2 (50.0%) | 1/1 (100.0%) | 2/3 (66.7%) |"), report.markdown)
+        XCTAssertTrue(report.markdown.contains("| baseline | 0/1 (0.0%) | 0/1 (0.0%) | 0/2 (0.0%) |"), report.markdown)
+        let methods = try XCTUnwrap(report.json.objectValue?["methods"]?.arrayValue)
+        XCTAssertEqual(methods[1].objectValue?["overall"]?.numberValue ?? 0, 200.0 / 3, accuracy: 1e-9)
+        let svg = report.svg
+        XCTAssertEqual(svg.components(separatedBy: "<rect class=\"bar\"").count - 1, 2 * 3, "a bar per method per task and overall")
+        XCTAssertTrue(svg.contains("<title>lvd, overall: 2/3</title>"), svg)
+        XCTAssertTrue(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
+        let parser = XMLParser(data: Data(svg.utf8))
+        XCTAssertTrue(parser.parse(), "well-formed XML: \(String(describing: parser.parserError))")
+        // The same method under two configurations: two groups, told apart.
+        var other = result("lvd", row: 0, success: true)
+        other.config += " params=max_iter=1"
+        XCTAssertEqual(Stage2Report(results + [other]).groups.map(\.label), ["baseline", "lvd #1", "lvd #2"])
+    }
+
+    // MARK: The commands
+
+    /// A reference-format cache with a left-to-right car answer for each of `prompts`.
+    func writeCache(_ prompts: [String], to path: String) throws {
+        let answer = (0..<6).map { "Frame \($0 + 1): [{'id': 0, 'name': 'car', 'box': [\(20 + $0 * 70), 200, 120, 90]}]" }.joined(separator: "\n")
+            + "\nBackground keyword: street"
+        var object = JSONObject()
+        for prompt in prompts { object[prompt] = .array([.string(answer)]) }
+        try JSONValue.object(object).serialized(pretty: true).write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    func testRunResumesReportsAndMerges() throws {
+        let temp = try TempDir()
+        // --tasks dynamics --per-task 2: rows 300 and 350; the cache answers only row 300's caption.
+        let rows = Stage2Plan.rows(tasks: [.dynamics], perTask: 2)
+        XCTAssertEqual(rows.map(\.index), [300, 350])
+        try writeCache([rows[0].prompt], to: temp.file("cache.json"))
+        let arguments = ["bench", "stage2", "--method", "baseline", "--layouts", "cache:" + temp.file("cache.json"), "--tasks", "dynamics",
+                         "--per-task", "2", "--steps", "1", "--db", temp.file("r.db"), "-o", temp.file("videos")]
+        let first = try lvd(arguments + ["--markdown"])
+        XCTAssertEqual(first.status, 0, first.output)
+        XCTAssertTrue(first.stderr.contains("row 350 has no layout"), first.stderr)
+        XCTAssertTrue(first.stderr.contains("stage 2: 1/2 baseline row 300 (dynamics)"), first.stderr)
+        XCTAssertTrue(first.stdout.contains("| baseline | ") && first.stdout.contains("/2 ("), first.stdout)
+        XCTAssertTrue(first.stdout.contains("1 row(s) without a layout"), first.stdout)
+        let stored = try ResultStore(path: temp.file("r.db"), create: false).results()
+        XCTAssertEqual(stored.map(\.row), [300, 350])
+        XCTAssertEqual(stored[0].seed, 300, "seed = row index + repeat·6789 + offset")
+        XCTAssertEqual(stored[0].frames, [0, 1, 3, 4, 6, 7])
+        XCTAssertNotNil(stored[0].video.map { FileManager.default.fileExists(atPath: $0) })
+        XCTAssertEqual(stored[1].failure?.contains("has no answer for"), true, "\(stored[1])")
+        XCTAssertFalse(stored[1].success)
+
+        // The same command again generates nothing.
+        let second = try lvd(arguments + ["--json"])
+        XCTAssertEqual(second.status, 0, second.output)
+        XCTAssertTrue(second.stdout.contains("\"rows\": 2"), second.stdout)
+        XCTAssertEqual(try ResultStore(path: temp.file("r.db"), create: false).results().count, 2)
+        XCTAssertFalse(second.stderr.contains("row 300 (dynamics)"), "resumed, not generated again: \(second.stderr)")
+
+        // Shards 0/2 and 1/2 split the rows; merged with the full run they overlap and count once.
+        for k in 0..<2 {
+            let shard = try lvd(arguments.map { $0 == temp.file("r.db") ? temp.file("s\(k).db") : $0 } + ["--shard", "\(k)/2"])
+            XCTAssertEqual(shard.status, 0, shard.output)
+        }
+        XCTAssertEqual(try ResultStore(path: temp.file("s0.db"), create: false).results().map(\.row), [300])
+        XCTAssertEqual(try ResultStore(path: temp.file("s1.db"), create: false).results().map(\.row), [350])
+        let merge = try lvd(["bench", "merge", temp.file("s0.db"), temp.file("s1.db"), temp.file("r.db"), "-o", temp.file("all.db")])
+        XCTAssertEqual(merge.status, 0, merge.output)
+        XCTAssertTrue(merge.stdout.contains("2 result(s) added"), merge.stdout)
+        XCTAssertTrue(merge.stdout.contains("2 result(s) were already present"), merge.stdout)
+
+        let report = try lvd(["bench", "report", temp.file("all.db"), "--markdown", "--svg", temp.file("chart.svg"), "--sheet", temp.file("sheet.gif")])
+        XCTAssertEqual(report.status, 0, report.output)
+        XCTAssertTrue(report.stdout.contains("| Method | Dynamics | Overall |"), report.stdout)
+        XCTAssertTrue(report.stdout.contains("sheet row 1: dynamics, benchmark row 300"), report.stdout)
+        XCTAssertTrue(try String(contentsOfFile: temp.file("chart.svg"), encoding: .utf8).contains("<rect class=\"bar\""))
+        var error: Int32 = 0
+        let gif = try XCTUnwrap(DGifOpenFileName(temp.file("sheet.gif"), &error))
+        XCTAssertEqual(DGifSlurp(gif), GIF_OK)
+        XCTAssertEqual(gif.pointee.ImageCount, 6, "the six sampled frames")
+        DGifCloseFile(gif, &error)
+
+        let bad = try lvd(["bench", "report", temp.file("cache.json")])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("cache.json: not an SQLite database"), bad.stderr)
+        let badShard = try lvd(arguments + ["--shard", "2/2"])
+        XCTAssertNotEqual(badShard.status, 0)
+        XCTAssertTrue(badShard.stderr.contains("--shard must be k/n with 0 ≤ k < n, got '2/2'"), badShard.stderr)
+    }
+
+    /// kill -9 in the middle of a run loses no stored result; the same command finishes the rest
+    /// and leaves each result once.
+    func testKillNineThenResume() throws {
+        let temp = try TempDir()
+        let rows = Stage2Plan.rows(tasks: [.dynamics], perTask: 3)
+        try writeCache(rows.map(\.prompt), to: temp.file("cache.json"))
+        let arguments = ["bench", "stage2", "--method", "baseline", "--layouts", "cache:" + temp.file("cache.json"), "--tasks", "dynamics",
+                         "--per-task", "3", "--steps", "1", "--db", temp.file("r.db"), "-o", temp.file("videos")]
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestPaths.lvd)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["XDG_CONFIG_HOME"] = TestConfigHome.path
+        environment["LVD_PLUGIN_PATH"] = nil
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        func stored() -> [ResultStore.Result] {
+            (try? ResultStore(path: temp.file("r.db"), create: false).results()) ?? []
+        }
+        let deadline = Date().addingTimeInterval(300)
+        while stored().isEmpty && Date() < deadline && process.isRunning { usleep(100_000) }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .uncaughtSignal)
+        let before = stored()
+        XCTAssertGreaterThanOrEqual(before.count, 1)
+        XCTAssertLessThan(before.count, 3, "killed before the end")
+        let again = try lvd(arguments)
+        XCTAssertEqual(again.status, 0, again.output)
+        let after = stored()
+        XCTAssertEqual(after.map(\.row), rows.map(\.index), "every row once")
+        XCTAssertEqual(Array(after.prefix(before.count)), before, "the results stored before the kill are unchanged")
+        XCTAssertTrue(again.stdout.contains("\(before.count) results resumed"), again.stdout)
+    }
+}
