@@ -198,42 +198,50 @@ final class Stage2BenchTests: XCTestCase {
 
     // MARK: The commands
 
-    /// A reference-format cache with a left-to-right car answer for each of `prompts`.
-    func writeCache(_ prompts: [String], to path: String) throws {
+    /// A reference-format cache with a left-to-right car answer for each of `prompts`, and an
+    /// answer without boxes for each of `empty`.
+    func writeCache(_ prompts: [String], empty: [String] = [], to path: String) throws {
         let answer = (0..<6).map { "Frame \($0 + 1): [{'id': 0, 'name': 'car', 'box': [\(20 + $0 * 70), 200, 120, 90]}]" }.joined(separator: "\n")
             + "\nBackground keyword: street"
+        let none = (0..<6).map { "Frame \($0 + 1): []" }.joined(separator: "\n") + "\nBackground keyword: street"
         var object = JSONObject()
-        for prompt in prompts { object[prompt] = .array([.string(answer)]) }
+        // Five answers each: a caption's n-th benchmark row takes its n-th answer.
+        for prompt in prompts { object[prompt] = .array(Array(repeating: .string(answer), count: 5)) }
+        for prompt in empty { object[prompt] = .array(Array(repeating: .string(none), count: 5)) }
         try JSONValue.object(object).serialized(pretty: true).write(toFile: path, atomically: true, encoding: .utf8)
     }
 
     func testRunResumesReportsAndMerges() throws {
         let temp = try TempDir()
-        // --tasks dynamics --per-task 2: rows 300 and 350; the cache answers only row 300's caption.
-        let rows = Stage2Plan.rows(tasks: [.dynamics], perTask: 2)
-        XCTAssertEqual(rows.map(\.index), [300, 350])
-        try writeCache([rows[0].prompt], to: temp.file("cache.json"))
+        // --tasks dynamics --per-task 3: rows 300, 333 and 366; the cache answers row 300's caption
+        // with a moving car, row 333's with no boxes, and has no answer for row 366's.
+        let rows = Stage2Plan.rows(tasks: [.dynamics], perTask: 3)
+        XCTAssertEqual(rows.map(\.index), [300, 333, 366])
+        try writeCache([rows[0].prompt], empty: [rows[1].prompt], to: temp.file("cache.json"))
         let arguments = ["bench", "stage2", "--method", "baseline", "--layouts", "cache:" + temp.file("cache.json"), "--tasks", "dynamics",
-                         "--per-task", "2", "--steps", "1", "--db", temp.file("r.db"), "-o", temp.file("videos")]
+                         "--per-task", "3", "--steps", "1", "--db", temp.file("r.db"), "-o", temp.file("videos")]
         let first = try lvd(arguments + ["--markdown"])
         XCTAssertEqual(first.status, 0, first.output)
-        XCTAssertTrue(first.stderr.contains("row 350 has no layout"), first.stderr)
-        XCTAssertTrue(first.stderr.contains("stage 2: 1/2 baseline row 300 (dynamics)"), first.stderr)
-        XCTAssertTrue(first.stdout.contains("| baseline | ") && first.stdout.contains("/2 ("), first.stdout)
+        XCTAssertTrue(first.stderr.contains("row 366 has no layout"), first.stderr)
+        XCTAssertTrue(first.stderr.contains("row 333's layout has no boxes"), first.stderr)
+        XCTAssertTrue(first.stderr.contains("stage 2: 1/3 baseline row 300 (dynamics)"), first.stderr)
+        XCTAssertTrue(first.stdout.contains("| baseline | ") && first.stdout.contains("/3 ("), first.stdout)
         XCTAssertTrue(first.stdout.contains("1 row(s) without a layout"), first.stdout)
+        XCTAssertTrue(first.stdout.contains("1 layout(s) without boxes"), first.stdout)
         let stored = try ResultStore(path: temp.file("r.db"), create: false).results()
-        XCTAssertEqual(stored.map(\.row), [300, 350])
+        XCTAssertEqual(stored.map(\.row), [300, 333, 366])
         XCTAssertEqual(stored[0].seed, 300, "seed = row index + repeat·6789 + offset")
         XCTAssertEqual(stored[0].frames, [0, 1, 3, 4, 6, 7])
         XCTAssertNotNil(stored[0].video.map { FileManager.default.fileExists(atPath: $0) })
-        XCTAssertEqual(stored[1].failure?.contains("has no answer for"), true, "\(stored[1])")
-        XCTAssertFalse(stored[1].success)
+        XCTAssertNil(stored[1].failure, "a layout without boxes is generated and scored")
+        XCTAssertEqual(stored[2].failure?.contains("has no answer for"), true, "\(stored[2])")
+        XCTAssertFalse(stored[2].success)
 
         // The same command again generates nothing.
         let second = try lvd(arguments + ["--json"])
         XCTAssertEqual(second.status, 0, second.output)
-        XCTAssertTrue(second.stdout.contains("\"rows\": 2"), second.stdout)
-        XCTAssertEqual(try ResultStore(path: temp.file("r.db"), create: false).results().count, 2)
+        XCTAssertTrue(second.stdout.contains("\"rows\": 3"), second.stdout)
+        XCTAssertEqual(try ResultStore(path: temp.file("r.db"), create: false).results().count, 3)
         XCTAssertFalse(second.stderr.contains("row 300 (dynamics)"), "resumed, not generated again: \(second.stderr)")
 
         // Shards 0/2 and 1/2 split the rows; merged with the full run they overlap and count once.
@@ -241,12 +249,12 @@ final class Stage2BenchTests: XCTestCase {
             let shard = try lvd(arguments.map { $0 == temp.file("r.db") ? temp.file("s\(k).db") : $0 } + ["--shard", "\(k)/2"])
             XCTAssertEqual(shard.status, 0, shard.output)
         }
-        XCTAssertEqual(try ResultStore(path: temp.file("s0.db"), create: false).results().map(\.row), [300])
-        XCTAssertEqual(try ResultStore(path: temp.file("s1.db"), create: false).results().map(\.row), [350])
+        XCTAssertEqual(try ResultStore(path: temp.file("s0.db"), create: false).results().map(\.row), [300, 366])
+        XCTAssertEqual(try ResultStore(path: temp.file("s1.db"), create: false).results().map(\.row), [333])
         let merge = try lvd(["bench", "merge", temp.file("s0.db"), temp.file("s1.db"), temp.file("r.db"), "-o", temp.file("all.db")])
         XCTAssertEqual(merge.status, 0, merge.output)
-        XCTAssertTrue(merge.stdout.contains("2 result(s) added"), merge.stdout)
-        XCTAssertTrue(merge.stdout.contains("2 result(s) were already present"), merge.stdout)
+        XCTAssertTrue(merge.stdout.contains("3 result(s) added"), merge.stdout)
+        XCTAssertTrue(merge.stdout.contains("3 result(s) were already present"), merge.stdout)
 
         let report = try lvd(["bench", "report", temp.file("all.db"), "--markdown", "--svg", temp.file("chart.svg"), "--sheet", temp.file("sheet.gif")])
         XCTAssertEqual(report.status, 0, report.output)

@@ -90,7 +90,7 @@ struct ReferenceCache {
 
     func layout(for prompt: String, answer index: Int) throws -> Layout {
         guard let list = answers[prompt] else { throw CLIError("\(path) has no answer for \"\(prompt)\"") }
-        guard index < list.count else { throw CLIError("\(path) has \(list.count) answers for \"\(prompt)\", answer #\(index + 1) needed") }
+        guard index < list.count else { throw CLIError("\(path) has \(list.count) answer(s) for \"\(prompt)\", answer #\(index + 1) needed") }
         return try ResponseParser.parse(list[index], caption: prompt)
     }
 }
