@@ -1,3 +1,5 @@
+import Foundation
+
 /// The tiny world's detector (in place of OWL-ViT for the stage-2 benchmark): per frame, the
 /// objects it sees with class, colour, box and score.
 ///
@@ -5,9 +7,11 @@
 ///    shades (the sprites' details) and the backgrounds' colours, if near enough.
 /// 2. Pixels of a colour form 8-connected components; shade pixels join a component of their
 ///    colour they touch; specks are dropped.
-/// 3. A component's class is the sprite silhouette (each kind, both facings, scaled to the
-///    component's box — anchored to the inner side when the box touches the frame's edge) that
-///    overlaps its mask best; the overlap is the score.
+/// 3. A component's class is the sprite silhouette (each kind, both facings, drawn in body, dark
+///    and light shades) that overlaps its mask best, shade for shade, placed over the component's
+///    box or a larger extent where blur, the frame's edge or another object took off a thin part,
+///    with the kind's proportions as a prior; that overlap is the score, the placed silhouette's
+///    extent (within the frame) the box.
 public struct WorldDetector: Sendable {
     public struct Detection: Equatable, Sendable {
         public var kind: World.Kind
@@ -31,7 +35,7 @@ public struct WorldDetector: Sendable {
 
     public init() {}
 
-    enum Label: Equatable { case none, body(Int), shade(Int) }
+    enum Label: Equatable { case none, body(Int), dark(Int), light(Int) }
 
     /// Prototype colours: body, dark and light shade per object colour, then background colours.
     static let prototypes: [(rgb: (Double, Double, Double), label: Label)] = {
@@ -42,8 +46,8 @@ public struct WorldDetector: Sendable {
             let luminance = 0.3 * body.0 + 0.59 * body.1 + 0.11 * body.2
             let dark = luminance < 60 ? (body.0 + 70, body.1 + 70, body.2 + 70) : (body.0 * 0.45, body.1 * 0.45, body.2 * 0.45)
             let light = (body.0 + (255 - body.0) * 0.45, body.1 + (255 - body.1) * 0.45, body.2 + (255 - body.2) * 0.45)
-            list.append((dark, .shade(index)))
-            list.append((light, .shade(index)))
+            list.append((dark, .dark(index)))
+            list.append((light, .light(index)))
         }
         // Background colours, sampled from empty renders of every background.
         var seen = Set<Int>()
@@ -58,18 +62,24 @@ public struct WorldDetector: Sendable {
         return list
     }()
 
-    /// Silhouettes of each kind, facing right, on a 48×48 sprite grid, and their tight bounds.
-    static let silhouettes: [World.Kind: (mask: [Bool], u0: Double, v0: Double, u1: Double, v1: Double)] = {
-        var result: [World.Kind: (mask: [Bool], u0: Double, v0: Double, u1: Double, v1: Double)] = [:]
+    /// Pixel codes of component masks and silhouettes: nothing, body colour, dark shade, light shade.
+    static let empty: UInt8 = 0, bodyCode: UInt8 = 1, darkCode: UInt8 = 2, lightCode: UInt8 = 3
+
+    typealias Silhouette = (mask: [UInt8], u0: Double, v0: Double, u1: Double, v1: Double)
+
+    /// Silhouettes of each kind, facing right, on a 48×48 sprite grid (each cell body, dark or
+    /// light as drawn), and their tight bounds.
+    static let silhouettes: [World.Kind: Silhouette] = {
+        var result: [World.Kind: Silhouette] = [:]
         let n = 48
         for kind in World.Kind.allCases {
-            var mask = [Bool](repeating: false, count: n * n)
+            var mask = [UInt8](repeating: empty, count: n * n)
             var u0 = 1.0, v0 = 1.0, u1 = 0.0, v1 = 0.0
             for j in 0..<n {
                 for i in 0..<n {
                     let (u, v) = ((Double(i) + 0.5) / Double(n), (Double(j) + 0.5) / Double(n))
-                    guard WorldRenderer.shade(kind, u, v, (128, 128, 128)) != nil else { continue }
-                    mask[j * n + i] = true
+                    guard let colour = WorldRenderer.shade(kind, u, v, (128, 128, 128)) else { continue }
+                    mask[j * n + i] = colour.0 < 100 ? darkCode : colour.0 > 150 ? lightCode : bodyCode
                     u0 = Swift.min(u0, Double(i) / Double(n)); u1 = Swift.max(u1, Double(i + 1) / Double(n))
                     v0 = Swift.min(v0, Double(j) / Double(n)); v1 = Swift.max(v1, Double(j + 1) / Double(n))
                 }
@@ -134,7 +144,7 @@ public struct WorldDetector: Sendable {
                         guard nx >= 0, ny >= 0, nx < width, ny < height else { continue }
                         let q = ny * width + nx
                         guard !visited[q] else { continue }
-                        if labels[q] == .body(colour) || labels[q] == .shade(colour) {
+                        if labels[q] == .body(colour) || labels[q] == .dark(colour) || labels[q] == .light(colour) {
                             visited[q] = true
                             stack.append(q)
                         }
@@ -149,52 +159,109 @@ public struct WorldDetector: Sendable {
                 minY = Swift.min(minY, p / width); maxY = Swift.max(maxY, p / width)
             }
             let boxW = maxX - minX + 1, boxH = maxY - minY + 1
-            var mask = [Bool](repeating: false, count: boxW * boxH)
-            for p in members { mask[(p / width - minY) * boxW + (p % width - minX)] = true }
+            var mask = [UInt8](repeating: Self.empty, count: boxW * boxH)
+            for p in members {
+                mask[(p / width - minY) * boxW + (p % width - minX)] = labels[p] == .body(colour) ? Self.bodyCode : labels[p] == .dark(colour) ? Self.darkCode : Self.lightCode
+            }
             let touches = (left: minX == 0, right: maxX == width - 1, top: minY == 0, bottom: maxY == height - 1)
-            var bestKind = World.Kind.ball, bestScore = -1.0
+            var best = Fit(score: -1, x0: 0, y0: 0, x1: Double(boxW), y1: Double(boxH))
+            var bestKind = World.Kind.ball
             for kind in World.Kind.allCases {
                 for mirrored in [false, true] {
-                    let score = Self.overlap(mask, boxW, boxH, kind: kind, mirrored: mirrored, touches: touches)
-                    if score > bestScore { bestScore = score; bestKind = kind }
+                    let fit = Self.fit(mask, boxW, boxH, kind: kind, mirrored: mirrored, touches: touches)
+                    if fit.score > best.score { best = fit; bestKind = kind }
                 }
             }
+            // The fitted sprite's extent on the canvas (it may reach past what the colour kept).
+            let x0 = Swift.max(0, Double(minX) + best.x0), y0 = Swift.max(0, Double(minY) + best.y0)
+            let x1 = Swift.min(Double(width), Double(minX) + best.x1), y1 = Swift.min(Double(height), Double(minY) + best.y1)
             detections.append(Detection(kind: bestKind, colour: World.colours[colour].name,
-                                        box: [Double(minX) / Double(width), Double(minY) / Double(height),
-                                              Double(maxX + 1) / Double(width), Double(maxY + 1) / Double(height)],
-                                        score: bestScore))
+                                        box: [x0 / Double(width), y0 / Double(height), x1 / Double(width), y1 / Double(height)],
+                                        score: best.score))
         }
         return detections.sorted { $0.score > $1.score }
     }
 
-    /// IoU of a component's mask with a kind's silhouette fitted to the component's box. A box
-    /// cut by the frame edge keeps the silhouette's size from the other axis and aligns it to the
-    /// inner side.
-    static func overlap(_ mask: [Bool], _ w: Int, _ h: Int, kind: World.Kind, mirrored: Bool,
-                        touches: (left: Bool, right: Bool, top: Bool, bottom: Bool)) -> Double {
+    /// A silhouette placed over a component: the score (mask IoU, less the aspect penalty) and
+    /// the sprite's extent in the component box's pixel coordinates.
+    struct Fit {
+        var score: Double
+        var x0: Double, y0: Double, x1: Double, y1: Double
+    }
+
+    /// The best placement of a kind's silhouette over a component's mask. The sprite's extent is
+    /// the component's box, or larger where blur, a frame edge or another object took off a thin
+    /// part (wheels, a tail, legs): up to 30 % wider or taller, the component at either end. A box
+    /// cut by the frame edge keeps the silhouette's size from the other axis. Extents far from the
+    /// kind's proportions are penalised, so an elongated blob is not a ball.
+    static func fit(_ mask: [UInt8], _ w: Int, _ h: Int, kind: World.Kind, mirrored: Bool,
+                    touches: (left: Bool, right: Bool, top: Bool, bottom: Bool)) -> Fit {
         let sprite = silhouettes[kind]!
+        let spriteAspect = (sprite.u1 - sprite.u0) / (sprite.v1 - sprite.v0) * World.aspect(kind) // width : height in pixels
+        let cutX = touches.left || touches.right, cutY = touches.top || touches.bottom
+        // Candidate extents per axis: (size, offset of the component inside it).
+        func options(_ size: Double, cut: Bool, low: Bool, high: Bool, other: Double?) -> [(Double, Double)] {
+            if cut {
+                guard let other, other > size else { return [(size, 0)] }
+                // Reconstructed from the other axis; aligned to the inner side.
+                return [(other, low && !high ? other - size : 0)]
+            }
+            var list = [(size, 0.0)]
+            for scale in [1.15, 1.3] { list += [(size * scale, 0), (size * scale, size * scale - size)] }
+            return list
+        }
+        let xs = options(Double(w), cut: cutX, low: touches.left, high: touches.right, other: cutY ? nil : Double(h) * spriteAspect)
+        let ys = options(Double(h), cut: cutY, low: touches.top, high: touches.bottom, other: cutX ? nil : Double(w) / spriteAspect)
+        var best = Fit(score: -1, x0: 0, y0: 0, x1: Double(w), y1: Double(h))
+        for (fullW, offsetX) in xs {
+            for (fullH, offsetY) in ys {
+                let iou = overlap(mask, w, h, sprite: sprite, mirrored: mirrored, fullW: fullW, fullH: fullH, offsetX: offsetX, offsetY: offsetY,
+                                  cutX: cutX, cutY: cutY)
+                // Proportions only tell when neither axis is cut.
+                let skew = cutX || cutY ? 0 : abs(log((fullW / fullH) / spriteAspect))
+                let score = iou - 0.5 * Swift.max(0, skew - log(1.2))
+                if score > best.score {
+                    best = Fit(score: score, x0: -offsetX, y0: -offsetY, x1: fullW - offsetX, y1: fullH - offsetY)
+                }
+            }
+        }
+        best.score = Swift.max(best.score, 0)
+        return best
+    }
+
+    /// IoU of the mask with the silhouette drawn over `fullW` × `fullH` pixels, the mask's box at
+    /// (`offsetX`, `offsetY`) inside; on a cut axis only the visible part (the mask's box) counts.
+    static func overlap(_ mask: [UInt8], _ w: Int, _ h: Int, sprite: Silhouette,
+                        mirrored: Bool, fullW: Double, fullH: Double, offsetX: Double, offsetY: Double, cutX: Bool, cutY: Bool) -> Double {
         let n = 48
         let spanU = sprite.u1 - sprite.u0, spanV = sprite.v1 - sprite.v0
-        let spriteAspect = spanU / spanV * World.aspect(kind) // the shapes' width : height in pixels
-        // Full-sprite extent in pixels (the visible box, or reconstructed when cut).
-        var fullW = Double(w), fullH = Double(h)
-        let cutX = touches.left || touches.right, cutY = touches.top || touches.bottom
-        if cutX && !cutY { fullW = Swift.max(Double(w), Double(h) * spriteAspect) }
-        if cutY && !cutX { fullH = Swift.max(Double(h), Double(w) / spriteAspect) }
-        // Where the visible box sits inside the full extent.
-        let offsetX = touches.left && !touches.right ? fullW - Double(w) : 0
-        let offsetY = touches.top && !touches.bottom ? fullH - Double(h) : 0
+        let (xFrom, xTo) = cutX ? (0, w) : (Int((-offsetX).rounded(.down)), Int((fullW - offsetX).rounded(.up)))
+        let (yFrom, yTo) = cutY ? (0, h) : (Int((-offsetY).rounded(.down)), Int((fullH - offsetY).rounded(.up)))
+        // The silhouette's grid column of every x and row of every y (-1: outside its bounds).
+        let columns = (xFrom..<xTo).map { x -> Int in
+            var u = sprite.u0 + (Double(x) + 0.5 + offsetX) / fullW * spanU
+            if mirrored { u = sprite.u1 - (u - sprite.u0) }
+            return u >= sprite.u0 && u <= sprite.u1 ? Swift.min(n - 1, Swift.max(0, Int(u * Double(n)))) : -1
+        }
+        let rows = (yFrom..<yTo).map { y -> Int in
+            let v = sprite.v0 + (Double(y) + 0.5 + offsetY) / fullH * spanV
+            return v >= sprite.v0 && v <= sprite.v1 ? Swift.min(n - 1, Swift.max(0, Int(v * Double(n)))) : -1
+        }
+        // Pixels both cover count 1 when their shades agree (body, dark or light) and ½ when not.
         var inter = 0, union = 0
-        for y in 0..<h {
-            for x in 0..<w {
-                var u = sprite.u0 + (Double(x) + 0.5 + offsetX) / fullW * spanU
-                let v = sprite.v0 + (Double(y) + 0.5 + offsetY) / fullH * spanV
-                if mirrored { u = sprite.u1 - (u - sprite.u0) }
-                let i = Swift.min(n - 1, Swift.max(0, Int(u * Double(n)))), j = Swift.min(n - 1, Swift.max(0, Int(v * Double(n))))
-                let template = u >= 0 && u <= 1 && v >= 0 && v <= 1 && sprite.mask[j * n + i]
-                let m = mask[y * w + x]
-                if m && template { inter += 1 }
-                if m || template { union += 1 }
+        sprite.mask.withUnsafeBufferPointer { silhouette in
+            mask.withUnsafeBufferPointer { mask in
+                for r in 0..<rows.count {
+                    let y = yFrom + r, row = rows[r]
+                    let inside = y >= 0 && y < h
+                    for c in 0..<columns.count {
+                        let x = xFrom + c, column = columns[c]
+                        let template = row >= 0 && column >= 0 ? silhouette[row * n + column] : empty
+                        let m = inside && x >= 0 && x < w ? mask[y * w + x] : empty
+                        if m != empty && template != empty { inter += m == template ? 2 : 0 }
+                        if m != empty || template != empty { union += 2 }
+                    }
+                }
             }
         }
         return union == 0 ? 0 : Double(inter) / Double(union)
