@@ -58,6 +58,12 @@ public struct Stage2Report {
     /// Each group's label and configuration.
     public var legend: [String] { groups.map { "\($0.label): \($0.config)" } }
 
+    /// What the commands print: JSON, or the table (Markdown or text) and the legend.
+    public func rendered(json: Bool, markdown: Bool) -> String {
+        if json { return self.json.serialized(pretty: true) }
+        return ([markdown ? self.markdown : text] + legend.map { "  " + $0 }).joined(separator: "\n")
+    }
+
     public var markdown: String {
         var lines = ["| Method | " + tasks.map(\.capitalizedFirst).joined(separator: " | ") + " | Overall |",
                      "|---|" + String(repeating: "---|", count: tasks.count + 1)]

@@ -168,12 +168,8 @@ extension Bench {
             }
             let wanted = Set(rows.map(\.index))
             let mine = try store.results().filter { r in setups.contains { $0.method == r.method && $0.config == r.config } && wanted.contains(r.row) }
-            let report = Stage2Report(mine)
-            if json {
-                print(report.json.serialized(pretty: true))
-            } else {
-                print(markdown ? report.markdown : report.text)
-                report.legend.forEach { print("  " + $0) }
+            print(Stage2Report(mine).rendered(json: json, markdown: markdown))
+            if !json {
                 print(String(format: "%d videos generated in this run (%.1f min), %d results resumed from %@", generated,
                              Date().timeIntervalSince(started) / 60, resumed, db))
                 if noLayout > 0 { print("\(noLayout) row(s) without a layout: counted as failures (the table's counts include them)") }
@@ -255,12 +251,7 @@ extension Bench {
             } catch { throw CLIError("\(error)") }
             guard !results.isEmpty else { throw CLIError("\(databases.joined(separator: ", ")): no results yet") }
             let report = Stage2Report(results)
-            if json {
-                print(report.json.serialized(pretty: true))
-            } else {
-                print(markdown ? report.markdown : report.text)
-                report.legend.forEach { print("  " + $0) }
-            }
+            print(report.rendered(json: json, markdown: markdown))
             if let svg {
                 try writeAtomically(report.svg, to: svg)
                 if !json { print("wrote \(svg)") }
