@@ -218,7 +218,13 @@ class Checkpoint:
         if os.path.exists(path):
             saved = torch.load(path, map_location=DEVICE, weights_only=False)
             for name, obj in state.items():
-                obj.load_state_dict(saved[name])
+                try:
+                    obj.load_state_dict(saved[name])
+                except ValueError as error:
+                    # An optimiser whose parameter groups changed starts afresh; weights never do.
+                    if not isinstance(obj, torch.optim.Optimizer):
+                        raise
+                    print(f"{path}: {name} state not resumed ({error})")
             self.step, self.elapsed = saved["step"], saved["elapsed"]
             print(f"resumed {path} at step {self.step} ({self.elapsed / 60:.1f} min trained)")
 
@@ -230,12 +236,13 @@ class Checkpoint:
 
 
 class EMA:
-    def __init__(self, params):
+    def __init__(self, params, cap=0.998):
         self.params = [p for p in params]
         self.shadow = [p.detach().clone() for p in self.params]
+        self.cap = cap
 
     def update(self, step):
-        decay = min(0.998, (1 + step) / (10 + step))
+        decay = min(self.cap, (1 + step) / (10 + step))
         with torch.no_grad():
             for s, p in zip(self.shadow, self.params):
                 s.mul_(decay).add_(p.detach(), alpha=1 - decay)
@@ -494,8 +501,14 @@ def stage_gligen(args):
     grounding = Grounding(unet)
     unet.to(DEVICE)
     params = grounding.parameters()
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
-    ema = EMA(params)
+    # The fusers' gates start closed (tanh(0) = 0) and Adam moves them by about lr a step: at the
+    # adapters' rate they stay nearly shut for hundreds of steps, so they learn faster.
+    gates = [b.fuser.alpha_attn for b in spatial_blocks(unet)] + [b.fuser.alpha_dense for b in spatial_blocks(unet)]
+    rest = [p for p in params if all(p is not g for g in gates)]
+    opt = torch.optim.AdamW([{"params": rest, "base_lr": args.lr},
+                             {"params": gates, "base_lr": args.lr * args.gate_lr_scale}], lr=args.lr, weight_decay=0.0)
+    # A short EMA: the adapters train for few steps, and a long average would trail them.
+    ema = EMA(params, cap=0.99)
     ckpt = Checkpoint(os.path.join(args.work, "gligen.pt"), adapters=torch.nn.ModuleList([unet.position_net] + [b.fuser for b in spatial_blocks(unet)]),
                       opt=opt, ema=ema)
     ids = token_ids(tok, [r["caption"] for r in rows] + [""])
@@ -510,7 +523,7 @@ def stage_gligen(args):
 
     def step(n):
         for g in opt.param_groups:
-            g["lr"] = args.lr * min(1, (n + 1) / 100)
+            g["lr"] = g["base_lr"] * min(1, (n + 1) / 100)
         # The fusers work frame by frame: single frames (a batch of many layouts) teach them
         # faster than whole clips; every other step takes 8-frame clips.
         clips = n % 2 == 1
@@ -618,6 +631,7 @@ def main():
     parser.add_argument("--video-batch", type=int, default=8)
     parser.add_argument("--gligen-steps", type=int, default=1500)
     parser.add_argument("--lr", type=float, default=4e-4)
+    parser.add_argument("--gate-lr-scale", type=float, default=25, help="GLIGEN gates' learning rate over --lr")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     stages = ["tokenizer", "vae", "latents", "unet", "gligen", "export"] if args.stage == "all" else [args.stage]
