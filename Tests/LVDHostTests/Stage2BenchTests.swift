@@ -231,6 +231,25 @@ final class Stage2BenchTests: XCTestCase {
         let stored = try ResultStore(path: temp.file("r.db"), create: false).results()
         XCTAssertEqual(stored.map(\.row), [300, 333, 366])
         XCTAssertEqual(stored[0].seed, 300, "seed = row index + repeat·6789 + offset")
+        XCTAssertTrue(stored[0].config.contains("model=tiny@") && stored[0].config.contains("frames=8 steps=1"), stored[0].config)
+
+        // The same model folder with other weights is another configuration: its results do not
+        // resume from (or mix with) the first model's.
+        let copy = temp.file("models/tiny")
+        try FileManager.default.createDirectory(atPath: temp.file("models"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: TestPaths.repoRoot + "/Models/tiny", toPath: copy)
+        let original = try XCTUnwrap(stored[0].config.split(separator: " ").first { $0.hasPrefix("model=") })
+        let weights = copy + "/unet/diffusion_pytorch_model.safetensors"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: weights))
+        bytes[bytes.count - 2] ^= 0x01 // the last weight's low bits: another, still valid, model
+        try bytes.write(to: URL(fileURLWithPath: weights))
+        // (A numeracy row: the cache has no layout for it, so nothing is generated.)
+        let retrained = try lvd(["bench", "stage2", "--method", "baseline", "--layouts", "cache:" + temp.file("cache.json"), "--tasks", "numeracy",
+                                 "--per-task", "1", "--steps", "1", "--model", copy, "--db", temp.file("other.db"), "-o", temp.file("videos")])
+        XCTAssertEqual(retrained.status, 0, retrained.output)
+        let other = try XCTUnwrap(try ResultStore(path: temp.file("other.db"), create: false).results().first)
+        XCTAssertTrue(other.config.contains("model=tiny@"), other.config)
+        XCTAssertFalse(other.config.contains(original), "\(other.config) vs \(original)")
         XCTAssertEqual(stored[0].frames, [0, 1, 3, 4, 6, 7])
         XCTAssertNotNil(stored[0].video.map { FileManager.default.fileExists(atPath: $0) })
         XCTAssertNil(stored[1].failure, "a layout without boxes is generated and scored")

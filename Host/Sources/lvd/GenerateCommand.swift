@@ -176,6 +176,40 @@ struct Generate: ParsableCommand {
         }
     }
 
+    /// A short fingerprint of a model folder's contents, cheap even for gigabytes of weights:
+    /// SHA-256 over every file's path, size and first and last MiB (component folders that are
+    /// links, as in tiny-gligen, are followed). Two trainings of one architecture differ here;
+    /// the stage-2 benchmark keys its results by it.
+    static func modelFingerprint(_ folder: String) -> String {
+        let manager = FileManager.default
+        func resolved(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().path }
+        var files: [(name: String, path: String)] = []
+        for entry in ((try? manager.contentsOfDirectory(atPath: folder)) ?? []).sorted() {
+            let path = resolved(folder + "/" + entry)
+            var isDirectory: ObjCBool = false
+            guard manager.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
+            if isDirectory.boolValue {
+                for inner in ((try? manager.contentsOfDirectory(atPath: path)) ?? []).sorted() { files.append((entry + "/" + inner, path + "/" + inner)) }
+            } else {
+                files.append((entry, path))
+            }
+        }
+        let listing = files.map { file -> String in
+            guard let handle = FileHandle(forReadingAtPath: file.path) else { return file.name + " -" }
+            defer { try? handle.close() }
+            let size = (try? handle.seekToEnd()) ?? 0
+            let window: UInt64 = 1 << 20
+            try? handle.seek(toOffset: 0)
+            var sample = (try? handle.read(upToCount: Int(Swift.min(size, window)))) ?? Data()
+            if size > window {
+                try? handle.seek(toOffset: size - window)
+                sample += (try? handle.read(upToCount: Int(window))) ?? Data()
+            }
+            return "\(file.name) \(size) \(sha256Hex(of: sample) ?? "-")"
+        }.joined(separator: "\n")
+        return String((sha256Hex(of: Data(listing.utf8)) ?? "").prefix(8))
+    }
+
     /// SHA-256 over the folder's JSON files (configs, model index), so run.json pins the model's
     /// configuration without hashing gigabytes of weights.
     static func configHash(_ folder: String) -> String {

@@ -84,8 +84,10 @@ extension Bench {
             let defaults = Generate.folderDefaults(modelPath)
             let frames = self.frames ?? defaults.frames ?? 16, steps = self.steps ?? defaults.steps ?? 40
             let source = layouts.hasPrefix("cache:") ? "cache:" + (layouts.dropFirst(6) as NSString).lastPathComponent : layouts
+            // The model by its folder's name and a fingerprint of its contents: a retrained model
+            // in a folder of the same name is another configuration.
             let modelName = (URL(fileURLWithPath: modelPath).standardized.path as NSString).lastPathComponent
-            var config = "layouts=\(source) model=\(modelName) frames=\(frames) steps=\(steps)"
+            var config = "layouts=\(source) model=\(modelName)@\(Generate.modelFingerprint(modelPath)) frames=\(frames) steps=\(steps)"
             if !params.isEmpty { config += " params=" + params.sorted().joined(separator: ",") }
             if !plannerParams.isEmpty { config += " planner-params=" + plannerParams.sorted().joined(separator: ",") }
             return Setup(method: method, model: modelPath, frames: frames, steps: steps, config: config,
