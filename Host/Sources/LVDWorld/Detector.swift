@@ -6,7 +6,8 @@ import Foundation
 /// 1. Every pixel takes the nearest of the eleven object colours, their darker and lighter
 ///    shades (the sprites' details) and the backgrounds' colours, if near enough.
 /// 2. Pixels of a colour form 8-connected components; shade pixels join a component of their
-///    colour they touch; specks are dropped.
+///    colour they touch; specks, and regions spanning most of the frame (background in an
+///    object's colour), are dropped.
 /// 3. A component's class is the sprite silhouette (each kind, both facings, drawn in body, dark
 ///    and light shades) that overlaps its mask best, shade for shade, placed over the component's
 ///    box or a larger extent where blur, the frame's edge or another object took off a thin part,
@@ -159,6 +160,9 @@ public struct WorldDetector: Sendable {
                 minY = Swift.min(minY, p / width); maxY = Swift.max(maxY, p / width)
             }
             let boxW = maxX - minX + 1, boxH = maxY - minY + 1
+            // No sprite spans three quarters of the frame (they are at most 60 % wide): a region
+            // that does is background in an object's colour (a generated sky taken for blue).
+            guard Double(boxW) <= 0.75 * Double(width), Double(boxH) <= 0.75 * Double(height) else { continue }
             var mask = [UInt8](repeating: Self.empty, count: boxW * boxH)
             for p in members {
                 mask[(p / width - minY) * boxW + (p % width - minX)] = labels[p] == .body(colour) ? Self.bodyCode : labels[p] == .dark(colour) ? Self.darkCode : Self.lightCode
