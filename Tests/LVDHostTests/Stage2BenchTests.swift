@@ -286,6 +286,19 @@ final class Stage2BenchTests: XCTestCase {
         XCTAssertEqual(gif.pointee.ImageCount, 6, "the six sampled frames")
         DGifCloseFile(gif, &error)
 
+        // A database several runs filled: --per-task K and --tasks keep the rows that run would
+        // take (--per-task 1 of dynamics is row 300), --method the methods.
+        let subset = try lvd(["bench", "report", temp.file("all.db"), "--markdown", "--per-task", "1", "--tasks", "dynamics"])
+        XCTAssertEqual(subset.status, 0, subset.output)
+        XCTAssertTrue(subset.stdout.contains("| baseline | ") && subset.stdout.contains("/1 ("), subset.stdout)
+        XCTAssertFalse(subset.stdout.contains("/3 ("), "rows 333 and 366 are not in --per-task 1: \(subset.stdout)")
+        let none = try lvd(["bench", "report", temp.file("all.db"), "--method", "lvd"])
+        XCTAssertNotEqual(none.status, 0)
+        XCTAssertTrue(none.stderr.contains("all.db: no results for the --method/--tasks/--per-task chosen"), none.stderr)
+        let badTask = try lvd(["bench", "report", temp.file("all.db"), "--tasks", "dynamic"])
+        XCTAssertNotEqual(badTask.status, 0)
+        XCTAssertTrue(badTask.stderr.contains("--tasks: unknown task 'dynamic'"), badTask.stderr)
+
         let bad = try lvd(["bench", "report", temp.file("cache.json")])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("cache.json: not an SQLite database"), bad.stderr)

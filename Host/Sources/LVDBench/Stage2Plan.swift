@@ -1,3 +1,4 @@
+import Foundation
 import LVDStage1
 
 /// Which benchmark rows a stage-2 run takes, and their seeds.
@@ -30,6 +31,24 @@ public enum Stage2Plan {
 
     /// The reference's seed: row index + repeat · 6789 + seed offset.
     public static func seed(row: Int, repeatIndex: Int, offset: Int) -> Int { row + repeatIndex * 6789 + offset }
+
+    /// A comma-separated task list ("numeracy,dynamics"), or the message naming the unknown one.
+    public static func tasks(_ list: String) -> Result<[Benchmark.Task], PlanError> {
+        var chosen: [Benchmark.Task] = []
+        for name in list.split(separator: ",") {
+            let trimmed = name.trimmingCharacters(in: .whitespaces)
+            guard let task = task(named: trimmed) else {
+                return .failure(PlanError("--tasks: unknown task '\(trimmed)' (numeracy, attribution, visibility, dynamics, sequential)"))
+            }
+            chosen.append(task)
+        }
+        return .success(chosen)
+    }
+
+    public struct PlanError: Error, CustomStringConvertible {
+        public let description: String
+        init(_ description: String) { self.description = description }
+    }
 
     /// A task by its table name ("dynamics") or its reference type ("dynamic_spatial").
     public static func task(named name: String) -> Benchmark.Task? {

@@ -60,13 +60,7 @@ extension Bench {
 
         func selectedTasks() throws -> [Benchmark.Task]? {
             guard let tasks else { return nil }
-            return try tasks.split(separator: ",").map { name in
-                let trimmed = name.trimmingCharacters(in: .whitespaces)
-                guard let task = Stage2Plan.task(named: trimmed) else {
-                    throw ValidationError("--tasks: unknown task '\(trimmed)' (numeracy, attribution, visibility, dynamics, sequential)")
-                }
-                return task
-            }
+            do { return try Stage2Plan.tasks(tasks).get() } catch { throw ValidationError("\(error)") }
         }
 
         /// A method's settings apart from seeds: what makes its results comparable.
@@ -237,21 +231,43 @@ extension Bench {
         @Option(help: ArgumentHelp("Write a contact sheet: videos per task (rows) and method (columns) with the detected boxes (GIF).", valueName: "file"))
         var sheet: String?
         @Option(help: "Benchmark rows per task on the contact sheet.") var sheetRows = 2
+        @Option(name: .customLong("method"), help: "Only this method (repeatable).") var methods: [String] = []
+        @Option(help: ArgumentHelp("Only these tasks, comma-separated: numeracy, attribution, visibility, dynamics, sequential.", valueName: "list"))
+        var tasks: String?
+        @Option(help: "Only the rows `lvd bench stage2 --per-task K` takes (a database that several runs filled holds more).")
+        var perTask: Int?
 
         func validate() throws {
             guard !databases.isEmpty else { throw ValidationError("give at least one results database") }
             guard sheetRows >= 1 else { throw ValidationError("--sheet-rows must be at least 1") }
+            if let perTask, perTask < 1 { throw ValidationError("--per-task must be at least 1") }
+            if let tasks, case .failure(let error) = Stage2Plan.tasks(tasks) { throw ValidationError("\(error)") }
+        }
+
+        /// The benchmark rows the filters keep, or nil for all.
+        func keptRows() -> Set<Int>? {
+            guard tasks != nil || perTask != nil else { return nil }
+            let chosen = tasks.flatMap { try? Stage2Plan.tasks($0).get() }
+            return Set(Stage2Plan.rows(tasks: chosen, perTask: perTask).map(\.index))
         }
 
         func run() throws {
             var seen = Set<ResultStore.Result.Key>()
             var results: [ResultStore.Result] = []
+            let rows = keptRows()
             do {
                 for path in databases {
-                    for result in try ResultStore(path: path, create: false).results() where seen.insert(result.key).inserted { results.append(result) }
+                    for result in try ResultStore(path: path, create: false).results()
+                    where (methods.isEmpty || methods.contains(result.method)) && (rows?.contains(result.row) ?? true)
+                        && seen.insert(result.key).inserted {
+                        results.append(result)
+                    }
                 }
             } catch { throw CLIError("\(error)") }
-            guard !results.isEmpty else { throw CLIError("\(databases.joined(separator: ", ")): no results yet") }
+            guard !results.isEmpty else {
+                let filtered = rows != nil || !methods.isEmpty
+                throw CLIError("\(databases.joined(separator: ", ")): no results" + (filtered ? " for the --method/--tasks/--per-task chosen" : " yet"))
+            }
             let report = Stage2Report(results)
             print(report.rendered(json: json, markdown: markdown))
             if let svg {
