@@ -410,6 +410,63 @@ def diffusion_loss(unet, scheduler, z, context, generator_steps=None):
     return (per * weight).mean()
 
 
+class AttentionMaps:
+    """Records the spatial cross-attention probabilities (mean over heads, with gradient) of a
+    UNet's forward pass, computed as diffusers' AttnProcessor computes them."""
+
+    def __init__(self, unet):
+        self.maps, self.on = [], False
+        processors = {}
+        for name, processor in unet.attn_processors.items():
+            spatial_cross = ".attentions." in name and name.endswith("attn2.processor")
+            processors[name] = self if spatial_cross else processor
+        unet.set_attn_processor(processors)
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+        batch, length, _ = hidden_states.shape
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        query = attn.head_to_batch_dim(attn.to_q(hidden_states))
+        key = attn.head_to_batch_dim(attn.to_k(context))
+        value = attn.head_to_batch_dim(attn.to_v(context))
+        probs = attn.get_attention_scores(query, key, attention_mask)
+        if self.on:
+            self.maps.append(probs.reshape(batch, attn.heads, length, -1).mean(1))
+        out = attn.batch_to_head_dim(torch.bmm(probs, value))
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+def word_positions(tok, caption, word):
+    """Token positions of `word` in the tokenized caption (with the start token at 0), or [] when
+    the word is absent or occurs more than once (then it does not say which object it names)."""
+    pieces = tok.tokenize(caption.lower())
+    target = tok.tokenize(word.lower())
+    starts = [i for i in range(len(pieces) - len(target) + 1) if pieces[i:i + len(target)] == target]
+    if len(starts) != 1 or starts[0] + len(target) >= 76:
+        return []
+    return [1 + starts[0] + k for k in range(len(target))]
+
+
+def token_grounding_loss(maps, targets, frames):
+    """TokenCompose-style grounding on boxes: for each (clip, frame, token, box) target, the
+    token's attention over the cells, normalised to sum 1, should lie inside the box:
+    (1 − mass inside)². Mean over targets and layers. `maps` are (clips·frames, cells, tokens)."""
+    losses = []
+    for probs in maps:
+        side = int(round(probs.shape[1] ** 0.5))
+        for clip, frame, positions, box in targets:
+            a = probs[clip * frames + frame, :, positions].sum(-1)
+            a = a / a.sum().clamp_min(1e-8)
+            x0, y0, x1, y1 = box
+            xs = torch.arange(side, device=a.device, dtype=torch.float32) + 0.5
+            inside_x = ((xs >= x0 * side) & (xs <= x1 * side)).float()
+            inside_y = ((xs >= y0 * side) & (xs <= y1 * side)).float()
+            mask = (inside_y[:, None] * inside_x[None, :]).reshape(-1)
+            if mask.sum() == 0:
+                continue
+            losses.append((1 - (a * mask).sum()) ** 2)
+    return torch.stack(losses).mean() if losses else None
+
+
 def captions_for(rows, picks, rng, drop=0.1):
     return ["" if rng.random() < drop else rows[p]["caption"] for p in picks]
 
@@ -436,6 +493,16 @@ def stage_unet(args):
     print(f"unet: {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M, text encoder "
           f"{sum(p.numel() for p in text.parameters()) / 1e6:.2f} M parameters on {DEVICE}")
     image_steps = int(args.unet_steps * args.image_fraction)
+    recorder = AttentionMaps(unet) if args.token_loss > 0 else None
+    # Each caption's objects as (token positions, object) for the token-grounding loss.
+    grounded_words = {}
+
+    def grounding_targets(p):
+        if p not in grounded_words:
+            grounded_words[p] = [(positions, obj) for obj in rows[p]["objects"]
+                                 for word in (obj["colour"], obj["class"])
+                                 if (positions := word_positions(tok, rows[p]["caption"], word))]
+        return grounded_words[p]
 
     def step(n):
         # Warm-up, then a cosine decay to a tenth over the whole run (a resumed run with a larger
@@ -458,7 +525,23 @@ def stage_unet(args):
         drop = rng.random(count) < 0.1
         batch_ids = torch.stack([empty if d else ids[p] for p, d in zip(picks, drop)]).to(DEVICE)
         context = text(batch_ids).last_hidden_state
-        return optimise(diffusion_loss(unet, scheduler, z, context), opt, params, ema, n)
+        if recorder is None:
+            return optimise(diffusion_loss(unet, scheduler, z, context), opt, params, ema, n)
+        recorder.maps, recorder.on = [], True
+        loss = diffusion_loss(unet, scheduler, z, context)
+        recorder.on = False
+        clip_frames = [[f] for f in frames] if images else [list(range(z.shape[2]))] * count
+        targets = [(i, k, positions, obj["boxes"][f])
+                   for i, (p, d) in enumerate(zip(picks, drop)) if not d
+                   for positions, obj in grounding_targets(p)
+                   for k, f in enumerate(clip_frames[i]) if obj["boxes"][f] is not None]
+        grounding = token_grounding_loss(recorder.maps, targets, z.shape[2])
+        recorder.maps = []
+        if grounding is not None:
+            loss = loss + args.token_loss * grounding
+            if n % 25 == 0:
+                print(f"unet step {n}: token-grounding loss {grounding.item():.4f} over {len(targets)} targets", flush=True)
+        return optimise(loss, opt, params, ema, n)
 
     return train_loop("unet", args, ckpt, args.unet_steps, step)
 
@@ -628,6 +711,8 @@ def main():
     parser.add_argument("--unet-steps", type=int, default=6000)
     parser.add_argument("--image-fraction", type=float, default=0.4, help="share of UNet steps on single frames")
     parser.add_argument("--image-batch", type=int, default=64)
+    parser.add_argument("--token-loss", type=float, default=0,
+                        help="weight of a token-grounding loss: each object's colour and class tokens attend inside its box")
     parser.add_argument("--video-batch", type=int, default=8)
     parser.add_argument("--gligen-steps", type=int, default=1500)
     parser.add_argument("--lr", type=float, default=4e-4)
