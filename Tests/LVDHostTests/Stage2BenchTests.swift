@@ -194,6 +194,15 @@ final class Stage2BenchTests: XCTestCase {
         var other = result("lvd", row: 0, success: true)
         other.config += " params=max_iter=1"
         XCTAssertEqual(Stage2Report(results + [other]).groups.map(\.label), ["baseline", "lvd #1", "lvd #2"])
+        // A long configuration widens the chart so its legend line is not cut off.
+        func width(_ svg: String) throws -> Double {
+            let start = try XCTUnwrap(svg.range(of: "width=\"")).upperBound
+            return try XCTUnwrap(Double(svg[start...].prefix { $0 != "\"" }))
+        }
+        other.config += ",loss_scale=1000,loss_threshold=0,fg_top_p=0.25,bg_top_p=0.25,com_weight=0"
+        let wide = try width(Stage2Report(results + [other]).svg)
+        XCTAssertGreaterThan(wide, 6 * Double("lvd #2 — 1/1 videos — \(other.config)".count), "legend fits")
+        XCTAssertLessThan(try width(svg), wide)
     }
 
     // MARK: The commands

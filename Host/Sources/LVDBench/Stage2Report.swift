@@ -116,7 +116,14 @@ public struct Stage2Report {
         let categories = tasks + ["overall"]
         let barWidth = 14.0, gap = 24.0, left = 50.0, top = 40.0, plotHeight = 240.0
         let groupWidth = Double(max(groups.count, 1)) * barWidth + gap
-        let width = left + Double(categories.count) * groupWidth + 20
+        let legends = groups.map { group -> String in
+            let (s, t) = count(group, nil)
+            return "\(group.label) — \(s)/\(t) videos — \(group.config)"
+        }
+        // Wide enough for the longest legend line too (about 6.2 px a character at 11 px sans-serif).
+        let legendWidth = left + 16 + 6.2 * Double(legends.map(\.count).max() ?? 0) + 10
+        let plotWidth = left + Double(categories.count) * groupWidth + 20
+        let width = max(plotWidth, legendWidth)
         let legendTop = top + plotHeight + 40
         let height = legendTop + Double(groups.count) * 16 + 10
         func escape(_ s: String) -> String {
@@ -131,7 +138,7 @@ public struct Stage2Report {
         ]
         for tick in stride(from: 0, through: 100, by: 25) {
             let y = top + plotHeight * (1 - Double(tick) / 100)
-            out.append(#"<line x1="\#(n(left))" y1="\#(n(y))" x2="\#(n(width - 20))" y2="\#(n(y))" stroke="lightgray"/>"#)
+            out.append(#"<line x1="\#(n(left))" y1="\#(n(y))" x2="\#(n(plotWidth - 20))" y2="\#(n(y))" stroke="lightgray"/>"#)
             out.append(#"<text x="\#(n(left - 6))" y="\#(n(y + 4))" text-anchor="end">\#(tick)</text>"#)
         }
         for (c, category) in categories.enumerated() {
@@ -146,12 +153,11 @@ public struct Stage2Report {
             }
             out.append(#"<text x="\#(n(x0 + Double(groups.count) * barWidth / 2))" y="\#(n(top + plotHeight + 16))" text-anchor="middle">\#(escape(category))</text>"#)
         }
-        out.append(#"<line x1="\#(n(left))" y1="\#(n(top + plotHeight))" x2="\#(n(width - 20))" y2="\#(n(top + plotHeight))" stroke="black"/>"#)
-        for (g, group) in groups.enumerated() {
+        out.append(#"<line x1="\#(n(left))" y1="\#(n(top + plotHeight))" x2="\#(n(plotWidth - 20))" y2="\#(n(top + plotHeight))" stroke="black"/>"#)
+        for (g, legend) in legends.enumerated() {
             let y = legendTop + Double(g) * 16
-            let (s, t) = count(group, nil)
             out.append(#"<rect x="\#(n(left))" y="\#(n(y - 9))" width="10" height="10" fill="\#(Self.colours[g % Self.colours.count])"/>"#)
-            out.append(#"<text x="\#(n(left + 16))" y="\#(n(y))">\#(escape(group.label)) — \#(s)/\#(t) videos — \#(escape(group.config))</text>"#)
+            out.append(#"<text x="\#(n(left + 16))" y="\#(n(y))">\#(escape(legend))</text>"#)
         }
         out.append("</svg>")
         return out.joined(separator: "\n") + "\n"
