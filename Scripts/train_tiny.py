@@ -659,8 +659,12 @@ def write_pipeline(folder, tokenizer_dir, text, vae, unet, scaling, share_from=N
                       set_alpha_to_one=False, steps_offset=1).save_pretrained(os.path.join(folder, "scheduler"))
     unet.half().save_pretrained(os.path.join(folder, "unet"))
     # lvd's generation defaults for this folder: the clip length it was trained on, and the empty
-    # negative prompt its unconditional branch learnt (captions were dropped to "").
-    json.dump({"frames": 8, "steps": 20, "negative_prompt": ""}, open(os.path.join(folder, "lvd.json"), "w"), indent=2)
+    # negative prompt its unconditional branch learnt (captions were dropped to ""); the base
+    # folder sends lvd-gligen to the GLIGEN folder beside it.
+    settings = {"frames": 8, "steps": 20, "negative_prompt": ""}
+    if not share_from:
+        settings["methods"] = {"lvd-gligen": {"model": "../tiny-gligen"}}
+    json.dump(settings, open(os.path.join(folder, "lvd.json"), "w"), indent=2)
     json.dump({"_class_name": "TextToVideoSDPipeline", "_diffusers_version": "0.42.1",
                "scheduler": ["diffusers", "DDIMScheduler"],
                "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],

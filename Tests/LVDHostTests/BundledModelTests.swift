@@ -50,6 +50,57 @@ final class BundledModelTests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("grounding the first 1 of 3 steps"), result.stderr)
     }
 
+    /// A user's folder names, in its lvd.json, the folder a method uses instead and parameter
+    /// defaults for a method on this model; `--param` still wins, and a bad entry names the file
+    /// and field before anything is loaded.
+    func testAFoldersLVDJSONNamesVariantsAndMethodDefaults() throws {
+        let temp = try TempDir()
+        let mine = temp.file("mine")
+        try FileManager.default.createDirectory(atPath: mine, withIntermediateDirectories: true)
+        func settings(_ text: String) throws { try text.write(toFile: mine + "/lvd.json", atomically: true, encoding: .utf8) }
+        // The variant is relative to the folder that names it; its own lvd.json then applies.
+        try FileManager.default.createSymbolicLink(atPath: temp.file("shelf"), withDestinationPath: Self.models)
+        try settings(#"{"methods": {"baseline": {"model": "../shelf/tiny", "params": {"guidance_scale": 5}}}}"#)
+        var result = try generate("a red ball", ["--method", "baseline", "--model", mine, "--steps", "2"], into: temp.file("a"))
+        XCTAssertEqual(result.status, 0, result.output)
+        var record = try run(temp.file("a"))
+        XCTAssertEqual(record["model"]?.objectValue?["path"]?.stringValue, temp.file("shelf/tiny"))
+        XCTAssertEqual(record["frames"], .number(8), "the variant's own lvd.json gives the frames")
+        XCTAssertEqual(record["params"]?.objectValue?["guidance_scale"], .number(9), "parameters come from the folder used, not the one that points")
+        // A relative --model: the variant is found from it, not from the root.
+        result = try lvd(["generate", "a red ball", "--method", "baseline", "--model", "mine", "--steps", "1", "-o", "a2"],
+                         environment: ["LVD_MODEL": ""], directory: temp.path)
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertEqual(try run(temp.file("a2"))["model"]?.objectValue?["path"]?.stringValue, temp.file("shelf/tiny"))
+
+        // Parameter defaults in the folder used: after the plugin's, before --param.
+        let copy = temp.file("copy")
+        try FileManager.default.copyItem(atPath: Self.models + "/tiny", toPath: copy)
+        try #"{"frames": 6, "steps": 2, "methods": {"baseline": {"params": {"guidance_scale": 5}}}}"#.write(toFile: copy + "/lvd.json", atomically: true, encoding: .utf8)
+        result = try generate("a red ball", ["--method", "baseline", "--model", copy], into: temp.file("b"))
+        XCTAssertEqual(result.status, 0, result.output)
+        record = try run(temp.file("b"))
+        XCTAssertEqual(record["params"]?.objectValue?["guidance_scale"], .number(5))
+        XCTAssertEqual(record["frames"], .number(6))
+        result = try generate("a red ball", ["--method", "baseline", "--model", copy, "--param", "guidance_scale=3"], into: temp.file("c"))
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertEqual(try run(temp.file("c"))["params"]?.objectValue?["guidance_scale"], .number(3))
+
+        // Bad entries: one line naming the file and the field; nothing written.
+        for (text, expected) in [(#"{"methods": {"baseline": {"params": {"no_such": 1}}}}"#, "methods.baseline.params: unknown param 'no_such'"),
+                                 (#"{"methods": {"baseline": {"params": {"guidance_scale": "high"}}}}"#, "guidance_scale"),
+                                 (#"{"methods": {"baseline": {"model": "../nowhere"}}}"#, "methods.baseline.model '../nowhere' is not a folder"),
+                                 (#"{"methods": {"baseline": {"modle": "x"}}}"#, "\"methods.baseline.modle\" is not a known field"),
+                                 (#"{"frames": "eight"}"#, "\"frames\" must be a positive integer"),
+                                 (#"{"frames": 8"#, "lvd.json")] {
+            try text.write(toFile: copy + "/lvd.json", atomically: true, encoding: .utf8)
+            result = try generate("a red ball", ["--method", "baseline", "--model", copy], into: temp.file("bad"))
+            XCTAssertNotEqual(result.status, 0, text)
+            XCTAssertTrue(result.stderr.contains(copy + "/lvd.json") && result.stderr.contains(expected), "\(text): \(result.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: temp.file("bad")), text)
+        }
+    }
+
     func testBothFoldersLoadStrictly() throws {
         // (Generation loads them strictly, every tensor checked against the configs: the tests above.)
         var unetParameters: [Double] = []

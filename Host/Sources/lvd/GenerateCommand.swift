@@ -45,34 +45,6 @@ struct Generate: ParsableCommand {
         return (parts[0], parts[1])
     }
 
-    /// --model, $LVD_MODEL, then the bundled model beside the executable or in the source tree:
-    /// Models/tiny, or Models/tiny-gligen (the same model with GLIGEN adapters) for `lvd-gligen`.
-    static func modelFolder(_ explicit: String?, method: String? = nil,
-                            environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
-        if let explicit { return explicit }
-        if let variable = environment["LVD_MODEL"], !variable.isEmpty { return variable }
-        let name = method == "lvd-gligen" ? "tiny-gligen" : "tiny"
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        var candidates = [executable.appendingPathComponent("../share/lvd/models/\(name)").standardized.path]
-        var folder = executable
-        for _ in 0..<6 {
-            candidates.append(folder.appendingPathComponent("Models/\(name)").path)
-            folder.deleteLastPathComponent()
-        }
-        if let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) { return found }
-        throw CLIError("no model: the bundled Models/\(name) was not found beside the executable or in the source tree; pass --model DIR (a diffusers text-to-video folder) or set LVD_MODEL")
-    }
-
-    /// A model folder's own generation defaults (lvd.json: {"frames": F, "steps": S,
-    /// "negative_prompt": N}), if it has them: the bundled tiny model is trained on 8-frame clips,
-    /// samples in 20 steps, and learnt its unconditional branch from the empty caption (the
-    /// reference's long negative prompt is out of its vocabulary and of its distribution).
-    static func folderDefaults(_ folder: String) -> (frames: Int?, steps: Int?, negative: String?) {
-        guard let text = try? String(contentsOfFile: folder + "/lvd.json", encoding: .utf8),
-              let object = try? JSONValue.parse(text).objectValue else { return (nil, nil, nil) }
-        return (object["frames"]?.intValue, object["steps"]?.intValue, object["negative_prompt"]?.stringValue)
-    }
-
     /// Loads a model folder, saying how to use another one when it is missing or broken.
     static func loadPipeline(_ path: String) throws -> Pipeline {
         do { return try Pipeline(path: path) } catch {
@@ -86,9 +58,9 @@ struct Generate: ParsableCommand {
         let loader = PluginLoader()
         defer { loader.shutdown() }
         let modelPath = try Self.modelFolder(model, method: method)
-        let defaults = Self.folderDefaults(modelPath)
-        let frames = self.frames ?? defaults.frames ?? 16, steps = self.steps ?? defaults.steps ?? 40
-        let negative = self.negative ?? defaults.negative
+        let settings = try FolderSettings.read(modelPath)
+        let frames = self.frames ?? settings.frames ?? 16, steps = self.steps ?? settings.steps ?? 40
+        let negative = self.negative ?? settings.negativePrompt
 
         // Stage 1.
         let plannedAt = Date()
@@ -107,7 +79,7 @@ struct Generate: ParsableCommand {
 
         // Stage 2.
         let methodPlugin = try loader.load(catalog.require(id: method, kind: .method))
-        let resolved = try methodPlugin.resolveParams(params)
+        let resolved = try methodPlugin.resolveParams(params, folder: settings.paramsLayer(method, folder: modelPath))
         let instance = try MethodInstance(plugin: methodPlugin, params: resolved)
         let loadedAt = Date()
         let folder = try Self.loadPipeline(modelPath)

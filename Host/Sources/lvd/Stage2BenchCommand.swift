@@ -29,7 +29,7 @@ extension Bench {
         var layouts: String
         @Option(name: .customLong("planner-param"), help: ArgumentHelp("A planner parameter (repeatable).", valueName: "key=value"))
         var plannerParams: [String] = []
-        @Option(help: ArgumentHelp("A diffusers folder (default: $LVD_MODEL, else the bundled model; tiny-gligen for lvd-gligen).", valueName: "dir"))
+        @Option(help: ArgumentHelp("A diffusers folder (default: $LVD_MODEL, else the bundled model; a method's variant named in its lvd.json, such as tiny-gligen for lvd-gligen).", valueName: "dir"))
         var model: String?
         @Option(help: "Passes over the rows (the cache's n-th answer and seed + n·6789 for pass n).") var repeats = 1
         @Option(help: "Added to every seed (the published runs used 0 and 500).") var seedOffset = 0
@@ -75,8 +75,8 @@ extension Bench {
 
         func setup(_ method: String) throws -> Setup {
             let modelPath = try Generate.modelFolder(model, method: method)
-            let defaults = Generate.folderDefaults(modelPath)
-            let frames = self.frames ?? defaults.frames ?? 16, steps = self.steps ?? defaults.steps ?? 40
+            let settings = try FolderSettings.read(modelPath)
+            let frames = self.frames ?? settings.frames ?? 16, steps = self.steps ?? settings.steps ?? 40
             let source = layouts.hasPrefix("cache:") ? "cache:" + (layouts.dropFirst(6) as NSString).lastPathComponent : layouts
             // The model by its folder's name and a fingerprint of its contents: a retrained model
             // in a folder of the same name is another configuration.

@@ -1,0 +1,101 @@
+import Foundation
+import LVDFormats
+
+/// What a model folder's `lvd.json` says, all of it optional:
+///
+///     {"frames": 8, "steps": 20, "negative_prompt": "",
+///      "methods": {"lvd-gligen": {"model": "../tiny-gligen"},
+///                  "lvd": {"params": {"loss_threshold": 0}}}}
+///
+/// Generation defaults for the folder (the bundled tiny model is trained on 8-frame clips,
+/// samples in 20 steps, and learnt its unconditional branch from the empty caption), and per
+/// method a folder to use instead of this one (the same model with that method's adapters,
+/// relative to this folder) and parameter defaults that suit this model (they come after the
+/// plugin's own defaults and before `--param`). A folder without lvd.json has none of these.
+struct FolderSettings: Equatable {
+    var frames: Int?
+    var steps: Int?
+    var negativePrompt: String?
+    /// Method id → the folder that method uses in place of this one (as written, relative to it).
+    var variants: [String: String] = [:]
+    /// Method id → parameter defaults on this model.
+    var params: [String: JSONObject] = [:]
+
+    /// The settings of `folder`; a malformed lvd.json is an error that names the file and field.
+    static func read(_ folder: String) throws -> FolderSettings {
+        let path = folder + "/lvd.json"
+        guard FileManager.default.fileExists(atPath: path) else { return FolderSettings() }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CLIError("\(path): cannot read it") }
+        let object: JSONObject
+        do {
+            guard let parsed = try JSONValue.parse(text).objectValue else { throw CLIError("\(path): not a JSON object") }
+            object = parsed
+        } catch let error as CLIError { throw error } catch { throw CLIError("\(path): \(error)") }
+        var settings = FolderSettings()
+        func field<T>(_ name: String, _ value: (JSONValue) -> T?, _ what: String) throws -> T? {
+            guard let raw = object[name], raw != .null else { return nil }
+            guard let typed = value(raw) else { throw CLIError("\(path): \"\(name)\" must be \(what)") }
+            return typed
+        }
+        settings.frames = try field("frames", { $0.intValue.flatMap { $0 > 0 ? $0 : nil } }, "a positive integer")
+        settings.steps = try field("steps", { $0.intValue.flatMap { $0 > 0 ? $0 : nil } }, "a positive integer")
+        settings.negativePrompt = try field("negative_prompt", \.stringValue, "a string")
+        for (method, entry) in try field("methods", \.objectValue, "an object of method ids") ?? JSONObject() {
+            guard let entry = entry.objectValue else { throw CLIError("\(path): \"methods.\(method)\" must be an object") }
+            for (key, value) in entry {
+                switch key {
+                case "model":
+                    guard let folder = value.stringValue, !folder.isEmpty else { throw CLIError("\(path): \"methods.\(method).model\" must be a folder name") }
+                    settings.variants[method] = folder
+                case "params":
+                    guard let params = value.objectValue else { throw CLIError("\(path): \"methods.\(method).params\" must be an object") }
+                    settings.params[method] = params
+                default:
+                    throw CLIError("\(path): \"methods.\(method).\(key)\" is not a known field (model, params)")
+                }
+            }
+        }
+        return settings
+    }
+
+    /// This folder's parameter defaults for `method`, as a layer for `resolveParams`.
+    func paramsLayer(_ method: String, folder: String) -> (source: String, values: JSONObject)? {
+        params[method].map { ("\(folder)/lvd.json methods.\(method).params", $0) }
+    }
+}
+
+extension Generate {
+    /// The folder a method runs on: --model, else $LVD_MODEL, else the bundled Models/tiny beside
+    /// the executable (`../share/lvd/models`) or in the source tree — then, when that folder's
+    /// lvd.json names a variant for the method (the bundled one sends `lvd-gligen` to
+    /// Models/tiny-gligen, the same model with GLIGEN adapters), that folder instead.
+    static func modelFolder(_ explicit: String?, method: String? = nil,
+                            environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        let base: String
+        if let explicit {
+            base = explicit
+        } else if let variable = environment["LVD_MODEL"], !variable.isEmpty {
+            base = variable
+        } else {
+            let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+            var candidates = [executable.appendingPathComponent("../share/lvd/models/tiny").standardized.path]
+            var folder = executable
+            for _ in 0..<6 {
+                candidates.append(folder.appendingPathComponent("Models/tiny").path)
+                folder.deleteLastPathComponent()
+            }
+            guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+                throw CLIError("no model: the bundled Models/tiny was not found beside the executable or in the source tree; pass --model DIR (a diffusers text-to-video folder) or set LVD_MODEL")
+            }
+            base = found
+        }
+        guard let method, let variant = try FolderSettings.read(base).variants[method] else { return base }
+        let from = base.hasPrefix("/") ? base : FileManager.default.currentDirectoryPath + "/" + base
+        let path = URL(fileURLWithPath: variant.hasPrefix("/") ? variant : from + "/" + variant).standardized.path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CLIError("\(base)/lvd.json: methods.\(method).model '\(variant)' is not a folder (\(path))")
+        }
+        return path
+    }
+}
