@@ -6,8 +6,10 @@ import LVDSQLite
 /// row, repeat, seed), written in its own transaction the moment its video is scored, so a run
 /// killed at any point keeps every finished result and the same command resumes after them.
 public final class ResultStore: @unchecked Sendable {
-    /// What the file holds; a file of another benchmark version is refused, never mixed in.
-    public static let benchmarkID = "lvd-stage2/1"
+    /// What the file holds; a file of another benchmark version is refused, never mixed in. The
+    /// version changes with whatever changes a verdict: the protocol, the predicates, the detector
+    /// (2: the detector lets two colours claim a blurred pixel between their shades).
+    public static let benchmarkID = "lvd-stage2/2"
 
     public let path: String
     let database: SQLiteDatabase

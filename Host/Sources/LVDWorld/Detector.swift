@@ -4,10 +4,12 @@ import Foundation
 /// objects it sees with class, colour, box and score.
 ///
 /// 1. Every pixel takes the nearest of the eleven object colours, their darker and lighter
-///    shades (the sprites' details) and the backgrounds' colours, if near enough.
-/// 2. Pixels of a colour form 8-connected components; shade pixels join a component of their
-///    colour they touch; specks, and regions spanning most of the frame (background in an
-///    object's colour), are dropped.
+///    shades (the sprites' details) and the backgrounds' colours, if near enough; a pixel that
+///    is no colour exactly (blurred, noisy) is also claimed by any object colour whose prototype
+///    is nearly as near, unless a background colour is nearer.
+/// 2. From each pixel nearest a colour's body, the pixels that colour claims form an 8-connected
+///    component (body and shades); specks, and regions spanning most of the frame (background in
+///    an object's colour), are dropped.
 /// 3. A component's class is the sprite silhouette (each kind, both facings, drawn in body, dark
 ///    and light shades) that overlaps its mask best, shade for shade, placed over the component's
 ///    box or a larger extent where blur, the frame's edge or another object took off a thin part,
@@ -90,21 +92,51 @@ public struct WorldDetector: Sendable {
         return result
     }()
 
-    /// The label of every colour, 6 bits per channel (the nearest prototype within `maxDistance`).
-    static func labelTable(maxDistance: Double) -> [Label] {
-        (0..<(1 << 18)).map { key in
-            let (r, g, b) = (Double((key >> 12) << 2 | 2), Double(((key >> 6) & 63) << 2 | 2), Double((key & 63) << 2 | 2))
-            var best = Double.infinity, label = Label.none
-            for prototype in prototypes {
-                let d = (r - prototype.rgb.0) * (r - prototype.rgb.0) + (g - prototype.rgb.1) * (g - prototype.rgb.1)
-                    + (b - prototype.rgb.2) * (b - prototype.rgb.2)
-                if d < best { best = d; label = prototype.label }
-            }
-            return best.squareRoot() <= maxDistance ? label : .none
-        }
+    /// How far (RGB) a second object colour may be behind the nearest one and still claim a
+    /// pixel: the shades of the achromatic colours overlap (black's light shade is gray's body,
+    /// white's dark shade is near it), and blur mixes them further, so such a pixel belongs to
+    /// both colours' regions. A background colour nearer than every object colour always wins.
+    public var ambiguity = 12.0
+
+    /// For every colour (6 bits per channel): the nearest prototype's label within `maxDistance`,
+    /// and for each object colour the code (body, dark, light shade; or empty) it claims the
+    /// pixel with — `codes[key * colours + c]`.
+    struct ColourTable {
+        var nearest: [Label]
+        var codes: [UInt8]
     }
 
-    static let defaultTable = labelTable(maxDistance: 70)
+    static func colourTable(maxDistance: Double, ambiguity: Double) -> ColourTable {
+        // A pixel this near a prototype is that colour as drawn: no second colour claims it.
+        let exact = 6.0
+        let colours = World.colours.count
+        var nearest = [Label](repeating: .none, count: 1 << 18)
+        var codes = [UInt8](repeating: empty, count: (1 << 18) * colours)
+        for key in 0..<(1 << 18) {
+            let (r, g, b) = (Double((key >> 12) << 2 | 2), Double(((key >> 6) & 63) << 2 | 2), Double((key & 63) << 2 | 2))
+            var best = Double.infinity, label = Label.none, background = Double.infinity
+            var perColour = [(distance: Double, code: UInt8)](repeating: (.infinity, empty), count: colours)
+            for prototype in prototypes {
+                let d = ((r - prototype.rgb.0) * (r - prototype.rgb.0) + (g - prototype.rgb.1) * (g - prototype.rgb.1)
+                    + (b - prototype.rgb.2) * (b - prototype.rgb.2)).squareRoot()
+                if d < best { best = d; label = prototype.label }
+                switch prototype.label {
+                case .none: background = Swift.min(background, d)
+                case .body(let c): if d < perColour[c].distance { perColour[c] = (d, bodyCode) }
+                case .dark(let c): if d < perColour[c].distance { perColour[c] = (d, darkCode) }
+                case .light(let c): if d < perColour[c].distance { perColour[c] = (d, lightCode) }
+                }
+            }
+            nearest[key] = best <= maxDistance ? label : .none
+            for c in 0..<colours where perColour[c].distance <= maxDistance && perColour[c].distance < background
+                && (perColour[c].distance == best || best > exact && perColour[c].distance <= best + ambiguity) {
+                codes[key * colours + c] = perColour[c].code
+            }
+        }
+        return ColourTable(nearest: nearest, codes: codes)
+    }
+
+    static let defaultTable = colourTable(maxDistance: 70, ambiguity: 12)
 
     /// Objects in each frame of a clip (frames × height × width × 3 bytes).
     public func detect(frames rgb: [UInt8], count: Int, width: Int, height: Int) -> [[Detection]] {
@@ -123,19 +155,21 @@ public struct WorldDetector: Sendable {
     public func detect(_ rgb: ArraySlice<UInt8>, width: Int, height: Int) -> [Detection] {
         let count = width * height
         let base = rgb.startIndex
-        let table = maxDistance == 70 ? Self.defaultTable : Self.labelTable(maxDistance: maxDistance)
-        var labels = [Label](repeating: .none, count: count)
+        let table = maxDistance == 70 && ambiguity == 12 ? Self.defaultTable : Self.colourTable(maxDistance: maxDistance, ambiguity: ambiguity)
+        let colours = World.colours.count
+        var keys = [Int](repeating: 0, count: count)
         for p in 0..<count {
-            let key = Int(rgb[base + 3 * p] >> 2) << 12 | Int(rgb[base + 3 * p + 1] >> 2) << 6 | Int(rgb[base + 3 * p + 2] >> 2)
-            labels[p] = table[key]
+            keys[p] = Int(rgb[base + 3 * p] >> 2) << 12 | Int(rgb[base + 3 * p + 1] >> 2) << 6 | Int(rgb[base + 3 * p + 2] >> 2)
         }
         var detections: [Detection] = []
-        var visited = [Bool](repeating: false, count: count)
+        // A pixel may lie in regions of two colours (see `ambiguity`): visited per colour.
+        var visited = [Bool](repeating: false, count: count * colours)
         for start in 0..<count {
-            guard case .body(let colour) = labels[start], !visited[start] else { continue }
-            // Flood fill over this colour's body and shade pixels, starting from a body pixel.
+            guard case .body(let colour) = table.nearest[keys[start]], !visited[colour * count + start] else { continue }
+            // Flood fill over the pixels this colour claims, starting from one nearest its body.
+            func code(_ p: Int) -> UInt8 { table.codes[keys[p] * colours + colour] }
             var stack = [start], members: [Int] = []
-            visited[start] = true
+            visited[colour * count + start] = true
             while let p = stack.popLast() {
                 members.append(p)
                 let (x, y) = (p % width, p / width)
@@ -144,15 +178,13 @@ public struct WorldDetector: Sendable {
                         let (nx, ny) = (x + dx, y + dy)
                         guard nx >= 0, ny >= 0, nx < width, ny < height else { continue }
                         let q = ny * width + nx
-                        guard !visited[q] else { continue }
-                        if labels[q] == .body(colour) || labels[q] == .dark(colour) || labels[q] == .light(colour) {
-                            visited[q] = true
-                            stack.append(q)
-                        }
+                        guard !visited[colour * count + q], code(q) != Self.empty else { continue }
+                        visited[colour * count + q] = true
+                        stack.append(q)
                     }
                 }
             }
-            let bodyCount = members.filter { labels[$0] == .body(colour) }.count
+            let bodyCount = members.filter { code($0) == Self.bodyCode }.count
             guard bodyCount >= minPixels else { continue }
             var minX = width, minY = height, maxX = -1, maxY = -1
             for p in members {
@@ -164,9 +196,7 @@ public struct WorldDetector: Sendable {
             // that does is background in an object's colour (a generated sky taken for blue).
             guard Double(boxW) <= 0.75 * Double(width), Double(boxH) <= 0.75 * Double(height) else { continue }
             var mask = [UInt8](repeating: Self.empty, count: boxW * boxH)
-            for p in members {
-                mask[(p / width - minY) * boxW + (p % width - minX)] = labels[p] == .body(colour) ? Self.bodyCode : labels[p] == .dark(colour) ? Self.darkCode : Self.lightCode
-            }
+            for p in members { mask[(p / width - minY) * boxW + (p % width - minX)] = code(p) }
             let touches = (left: minX == 0, right: maxX == width - 1, top: minY == 0, bottom: maxY == height - 1)
             var best = Fit(score: -1, x0: 0, y0: 0, x1: Double(boxW), y1: Double(boxH))
             var bestKind = World.Kind.ball
@@ -203,30 +233,46 @@ public struct WorldDetector: Sendable {
         let sprite = silhouettes[kind]!
         let spriteAspect = (sprite.u1 - sprite.u0) / (sprite.v1 - sprite.v0) * World.aspect(kind) // width : height in pixels
         let cutX = touches.left || touches.right, cutY = touches.top || touches.bottom
-        // Candidate extents per axis: (size, offset of the component inside it).
-        func options(_ size: Double, cut: Bool, low: Bool, high: Bool, other: Double?) -> [(Double, Double)] {
-            if cut {
-                guard let other, other > size else { return [(size, 0)] }
-                // Reconstructed from the other axis; aligned to the inner side.
-                return [(other, low && !high ? other - size : 0)]
-            }
+        // Candidate extents of an uncut axis: (size, offset of the component inside it).
+        func options(_ size: Double) -> [(Double, Double)] {
             var list = [(size, 0.0)]
             for scale in [1.15, 1.3] { list += [(size * scale, 0), (size * scale, size * scale - size)] }
             return list
         }
-        let xs = options(Double(w), cut: cutX, low: touches.left, high: touches.right, other: cutY ? nil : Double(h) * spriteAspect)
-        let ys = options(Double(h), cut: cutY, low: touches.top, high: touches.bottom, other: cutX ? nil : Double(w) / spriteAspect)
+        // A cut axis takes its size from each candidate of the other through the kind's
+        // proportions (never less than what is visible), aligned to the inner side.
+        func cut(_ size: Double, _ full: Double, low: Bool, high: Bool) -> (Double, Double) {
+            let full = Swift.max(size, full)
+            return (full, low && !high ? full - size : 0)
+        }
+        var candidates: [(fullW: Double, offsetX: Double, fullH: Double, offsetY: Double)] = []
+        switch (cutX, cutY) {
+        case (true, true):
+            candidates = [(Double(w), 0, Double(h), 0)]
+        case (true, false):
+            for (fullH, offsetY) in options(Double(h)) {
+                let (fullW, offsetX) = cut(Double(w), fullH * spriteAspect, low: touches.left, high: touches.right)
+                candidates.append((fullW, offsetX, fullH, offsetY))
+            }
+        case (false, true):
+            for (fullW, offsetX) in options(Double(w)) {
+                let (fullH, offsetY) = cut(Double(h), fullW / spriteAspect, low: touches.top, high: touches.bottom)
+                candidates.append((fullW, offsetX, fullH, offsetY))
+            }
+        case (false, false):
+            for (fullW, offsetX) in options(Double(w)) {
+                for (fullH, offsetY) in options(Double(h)) { candidates.append((fullW, offsetX, fullH, offsetY)) }
+            }
+        }
         var best = Fit(score: -1, x0: 0, y0: 0, x1: Double(w), y1: Double(h))
-        for (fullW, offsetX) in xs {
-            for (fullH, offsetY) in ys {
-                let iou = overlap(mask, w, h, sprite: sprite, mirrored: mirrored, fullW: fullW, fullH: fullH, offsetX: offsetX, offsetY: offsetY,
-                                  cutX: cutX, cutY: cutY)
-                // Proportions only tell when neither axis is cut.
-                let skew = cutX || cutY ? 0 : abs(log((fullW / fullH) / spriteAspect))
-                let score = iou - 0.5 * Swift.max(0, skew - log(1.2))
-                if score > best.score {
-                    best = Fit(score: score, x0: -offsetX, y0: -offsetY, x1: fullW - offsetX, y1: fullH - offsetY)
-                }
+        for (fullW, offsetX, fullH, offsetY) in candidates {
+            let iou = overlap(mask, w, h, sprite: sprite, mirrored: mirrored, fullW: fullW, fullH: fullH, offsetX: offsetX, offsetY: offsetY,
+                              cutX: cutX, cutY: cutY)
+            // Proportions only tell when neither axis is cut.
+            let skew = cutX || cutY ? 0 : abs(log((fullW / fullH) / spriteAspect))
+            let score = iou - 0.5 * Swift.max(0, skew - log(1.2))
+            if score > best.score {
+                best = Fit(score: score, x0: -offsetX, y0: -offsetY, x1: fullW - offsetX, y1: fullH - offsetY)
             }
         }
         best.score = Swift.max(best.score, 0)
