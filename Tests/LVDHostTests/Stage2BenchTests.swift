@@ -5,6 +5,7 @@ import FoundationXML
 #endif
 import LVDBench
 import LVDFormats
+import LVDHost
 import LVDSQLite
 import LVDStage1
 import LVDWorld
@@ -171,6 +172,56 @@ final class Stage2BenchTests: XCTestCase {
         XCTAssertEqual(again.added, 0)
         XCTAssertEqual(again.duplicates, 2)
         XCTAssertThrowsError(try ResultStore.merge([temp.file("all.db")], into: temp.file("all.db")))
+    }
+
+    /// `lvd bench rescore`: the videos of a database of an earlier benchmark version through this
+    /// detector into a new database; results without a video are copied, gone videos listed.
+    func testRescoreScoresStoredVideosAgainIntoANewDatabase() throws {
+        let temp = try TempDir()
+        let rightward = try XCTUnwrap(Benchmark.rows.first { $0.predicate == .dynamic1(names: ["car"], leftToRight: true) })
+        let car = World.Object(kind: .car, colour: 4, width: 24, height: 14,
+                               path: (0..<8).map { (x: 2 + Double($0) * 5, y: 30) }, facingLeft: false)
+        let clip = WorldRenderer.render(World.Scene(size: 64, frames: 8, background: .sky, objects: [car]))
+        try VideoFrames(frames: 8, height: 64, width: 64, rgb: clip.pixels).writeNPY(to: temp.file("car.npy"))
+        do {
+            let old = try ResultStore(path: temp.file("old.db"), create: true)
+            var scored = result("lvd", row: rightward.index, success: false, task: "dynamics")
+            scored.video = temp.file("car.npy")
+            try old.insert(scored)                                                            // the old verdict was wrong
+            var failed = result("lvd", row: 0, success: false)
+            failed.failure = "no layout: the cache has no answer"
+            try old.insert(failed)                                                            // no video: copied
+            var gone = result("baseline", row: rightward.index, success: true, task: "dynamics")
+            gone.video = temp.file("deleted.npy")
+            try old.insert(gone)                                                              // video gone: left out
+        }
+        let database = try SQLiteDatabase(path: temp.file("old.db"), role: "results")
+        try database.execute("UPDATE meta SET value = 'lvd-stage2/1' WHERE key = 'benchmark'")
+        let refused = try lvd(["bench", "report", temp.file("old.db")])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("'lvd-stage2/1'") && refused.stderr.contains("lvd bench rescore"), refused.stderr)
+
+        let run = try lvd(["bench", "rescore", temp.file("old.db"), "-o", temp.file("new.db")])
+        XCTAssertEqual(run.status, 0, run.output)
+        XCTAssertTrue(run.stdout.contains("rescored 1 video(s)") && run.stdout.contains("1 verdict(s) changed"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("1 result(s) left out") && run.stdout.contains("deleted.npy"), run.stdout)
+        let results = try ResultStore(path: temp.file("new.db"), create: false).results()
+        XCTAssertEqual(results.map(\.method), ["lvd", "lvd"])
+        let rescored = try XCTUnwrap(results.first { $0.row == rightward.index })
+        XCTAssertTrue(rescored.success, "the car moving right, found by this detector")
+        XCTAssertEqual(try JSONValue.parse(rescored.detections).arrayValue?.map { $0.arrayValue?.count ?? 0 }, [1, 1, 1, 1, 1, 1])
+        XCTAssertEqual(results.first { $0.row == 0 }?.failure, "no layout: the cache has no answer")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: temp.file("new.db.partial")))
+
+        // The output must be new; a database of another kind is refused with its name.
+        let again = try lvd(["bench", "rescore", temp.file("old.db"), "-o", temp.file("new.db")])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("new.db exists"), again.stderr)
+        try "hello".write(toFile: temp.file("text.db"), atomically: true, encoding: .utf8)
+        let text = try lvd(["bench", "rescore", temp.file("text.db"), "-o", temp.file("other.db")])
+        XCTAssertNotEqual(text.status, 0)
+        XCTAssertTrue(text.stderr.contains("text.db"), text.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: temp.file("other.db")))
     }
 
     func testReportTableAndChart() throws {

@@ -72,8 +72,12 @@ public final class ResultStore: @unchecked Sendable {
         public var key: Key { Key(method: method, config: config, row: row, repeatIndex: repeatIndex, seed: seed) }
     }
 
-    /// Opens `path`; `create` makes a new file (a results run), otherwise it must exist (report, merge).
-    public init(path: String, create: Bool) throws {
+    /// The benchmark version the file holds (`benchmarkID` unless opened with `anyVersion`).
+    public private(set) var version = ResultStore.benchmarkID
+
+    /// Opens `path`; `create` makes a new file (a results run), otherwise it must exist (report,
+    /// merge). A file of another benchmark version is refused unless `anyVersion` (to rescore it).
+    public init(path: String, create: Bool, anyVersion: Bool = false) throws {
         self.path = path
         database = try SQLiteDatabase(path: path, role: "results", create: create)
         let tables = Set(try database.query("SELECT name FROM sqlite_master WHERE type = 'table'").map { $0[0] })
@@ -96,8 +100,9 @@ public final class ResultStore: @unchecked Sendable {
             }
         }
         let id = try database.query("SELECT value FROM meta WHERE key = 'benchmark'").first?.first ?? "none"
-        guard id == Self.benchmarkID else {
-            throw SQLiteDatabase.Failure(description: "\(path) holds results of benchmark version '\(id)'; this lvd reads '\(Self.benchmarkID)' (use a new --db file)")
+        version = id
+        guard id == Self.benchmarkID || anyVersion && id.hasPrefix("lvd-stage2/") else {
+            throw SQLiteDatabase.Failure(description: "\(path) holds results of benchmark version '\(id)'; this lvd reads '\(Self.benchmarkID)' (use a new --db file, or `lvd bench rescore` to score its videos again)")
         }
     }
 

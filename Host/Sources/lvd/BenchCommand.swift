@@ -6,7 +6,7 @@ import LVDRuntime
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print figures and ratios measured side by side in one run.",
-        subcommands: [Ops.self, Unet.self, Stage1.self, Stage2Bench.self, Merge.self, Report.self, WorldBench.self])
+        subcommands: [Ops.self, Unet.self, Stage1.self, Stage2Bench.self, Merge.self, Rescore.self, Report.self, WorldBench.self])
 
     struct Ops: ParsableCommand {
         static let configuration = CommandConfiguration(

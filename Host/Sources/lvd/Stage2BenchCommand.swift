@@ -196,6 +196,90 @@ extension Bench {
         func say(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }
 
+    /// `lvd bench rescore`: the videos of results databases (of this or an earlier benchmark
+    /// version) through this version's detector and predicates, into a new database — a better
+    /// detector does not cost the generation again.
+    struct Rescore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Score the videos of stage-2 results databases again with this lvd's detector and predicates, into a new database.")
+
+        @Argument(help: "Results databases (any stage-2 benchmark version).") var inputs: [String]
+        @Option(name: [.short, .customLong("output")], help: "The new database (must not exist).") var output: String
+
+        func validate() throws {
+            guard !inputs.isEmpty else { throw ValidationError("give the databases to rescore") }
+            if FileManager.default.fileExists(atPath: output) { throw ValidationError("\(output) exists: rescore writes a new database") }
+        }
+
+        func run() throws {
+            InterruptHandler.install()
+            let rows = Dictionary(uniqueKeysWithValues: Benchmark.rows.map { ($0.index, $0) })
+            var sources: [(path: String, results: [ResultStore.Result])] = []
+            do {
+                for input in inputs { sources.append((input, try ResultStore(path: input, create: false, anyVersion: true).results())) }
+            } catch { throw CLIError("\(error)") }
+            let total = sources.map(\.results.count).reduce(0, +)
+            // Written under a temporary name and renamed when every result is in: an interrupted
+            // rescore leaves no database that looks complete.
+            let partial = output + ".partial"
+            func discard() { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: partial + suffix) } }
+            discard()
+            var done = 0, changed = 0, copied = 0, duplicates = 0
+            var missing: [String] = []
+            // The store lives in this function only: closed (its write-ahead log folded in) before the rename.
+            func write() throws -> Bool {
+                let store: ResultStore
+                do { store = try ResultStore(path: partial, create: true) } catch { throw CLIError("\(error)") }
+                for (path, results) in sources {
+                    for var result in results {
+                        if HostServices.shared.isCancelled { return false }
+                        done += 1
+                        if result.failure == nil {
+                            guard let row = rows[result.row] else { throw CLIError("\(path): row \(result.row) is not a benchmark row") }
+                            guard let videoPath = result.video, let video = try? VideoFrames.readNPY(videoPath) else {
+                                missing.append("\(result.method) row \(result.row) seed \(result.seed): \(result.video ?? "no video")")
+                                continue
+                            }
+                            let evaluation: Stage2.Evaluation
+                            do {
+                                evaluation = try Stage2.evaluate(row: row, rgb: video.rgb, frames: video.frames, width: video.width, height: video.height)
+                            } catch { throw CLIError("\(videoPath): \(error)") }
+                            if evaluation.success != result.success { changed += 1 }
+                            result.success = evaluation.success
+                            result.frames = evaluation.frames
+                            result.detections = evaluation.detectionsJSON.serialized()
+                        } else {
+                            copied += 1
+                        }
+                        do {
+                            if !(try store.insert(result)) { duplicates += 1 }
+                        } catch { throw CLIError("\(error)") }
+                        if done % 50 == 0 { FileHandle.standardError.write(Data("rescore: \(done)/\(total)\n".utf8)) }
+                    }
+                }
+                return true
+            }
+            do {
+                guard try write() else {
+                    discard()
+                    FileHandle.standardError.write(Data("interrupted: nothing was written\n".utf8))
+                    throw ExitCode(130)
+                }
+            } catch let error as ExitCode { throw error } catch {
+                discard()
+                throw error
+            }
+            do { try FileManager.default.moveItem(atPath: partial, toPath: output) } catch { throw CLIError("\(output): \(error)") }
+            print("rescored \(total - copied - missing.count) video(s) into \(output) (\(ResultStore.benchmarkID)): \(changed) verdict(s) changed")
+            if copied > 0 { print("\(copied) result(s) without a video (no layout, generation failed) copied as they were") }
+            if duplicates > 0 { print("\(duplicates) result(s) were in more than one input: each is counted once") }
+            if !missing.isEmpty {
+                print("\(missing.count) result(s) left out, their video is gone (the same `lvd bench stage2` command generates them again):")
+                for line in missing.prefix(10) { print("  " + line) }
+            }
+        }
+    }
+
     /// `lvd bench merge`: results databases (shards, machines) into one, each result once.
     struct Merge: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Merge stage-2 results databases (shards) into one; each result is kept once.")
