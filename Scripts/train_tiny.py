@@ -642,7 +642,7 @@ def stage_gligen(args):
     return train_loop("gligen", args, ckpt, args.gligen_steps, step)
 
 
-def write_pipeline(folder, tokenizer_dir, text, vae, unet, scaling, share_from=None):
+def write_pipeline(folder, tokenizer_dir, text, vae, unet, scaling, share_from=None, method_params=None):
     from diffusers import DDIMScheduler
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
@@ -664,7 +664,12 @@ def write_pipeline(folder, tokenizer_dir, text, vae, unet, scaling, share_from=N
     settings = {"frames": 8, "steps": 20, "negative_prompt": ""}
     if not share_from:
         settings["methods"] = {"lvd-gligen": {"model": "../tiny-gligen"}}
-    json.dump(settings, open(os.path.join(folder, "lvd.json"), "w"), indent=2)
+        # Method parameters that suit this checkpoint (--method-params), e.g. LVD's threshold.
+        for method, params in (method_params or {}).items():
+            settings["methods"].setdefault(method, {})["params"] = params
+    with open(os.path.join(folder, "lvd.json"), "w") as f:
+        json.dump(settings, f, indent=2)
+        f.write("\n")
     json.dump({"_class_name": "TextToVideoSDPipeline", "_diffusers_version": "0.42.1",
                "scheduler": ["diffusers", "DDIMScheduler"],
                "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
@@ -677,7 +682,8 @@ def stage_export(args):
     tok, text, unet = trained_base(args)
     vae = trained_vae(args)
     base = os.path.join(args.out, "tiny")
-    write_pipeline(base, os.path.join(args.work, "tokenizer"), text.cpu(), vae.cpu(), unet.cpu(), scaling)
+    write_pipeline(base, os.path.join(args.work, "tokenizer"), text.cpu(), vae.cpu(), unet.cpu(), scaling,
+                   method_params=json.loads(args.method_params) if args.method_params else None)
     print("exported", base)
     gligen_ckpt = os.path.join(args.work, "gligen.pt")
     if not os.path.exists(gligen_ckpt):
@@ -708,6 +714,8 @@ def main():
     parser.add_argument("--gligen-data", nargs="+", help="the folders of --data the GLIGEN adapters learn from (default: all)")
     parser.add_argument("--work", default="train", help="checkpoints, logs, tokenizer, latents")
     parser.add_argument("--out", default="Models", help="where export writes tiny/ and tiny-gligen/")
+    parser.add_argument("--method-params", default="",
+                        help='export: JSON of method parameters for tiny/lvd.json, e.g. \'{"lvd": {"loss_threshold": 0}}\'')
     parser.add_argument("--minutes", type=float, default=0, help="stop (checkpointed) after this long; 0: run to the end")
     parser.add_argument("--vae-steps", type=int, default=3000)
     parser.add_argument("--vae-batch", type=int, default=16)
