@@ -683,7 +683,7 @@ def stage_export(args):
     vae = trained_vae(args)
     base = os.path.join(args.out, "tiny")
     write_pipeline(base, os.path.join(args.work, "tokenizer"), text.cpu(), vae.cpu(), unet.cpu(), scaling,
-                   method_params=json.loads(args.method_params) if args.method_params else None)
+                   method_params=args.method_params)
     print("exported", base)
     gligen_ckpt = os.path.join(args.work, "gligen.pt")
     if not os.path.exists(gligen_ckpt):
@@ -706,6 +706,17 @@ def stage_export(args):
     print("exported", folder)
 
 
+def method_params_arg(text):
+    """--method-params: a JSON object of objects, {"METHOD": {"PARAM": value, ...}}, checked when parsed."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON ({error}): {text!r}")
+    if not isinstance(value, dict) or not all(isinstance(p, dict) for p in value.values()):
+        raise argparse.ArgumentTypeError(f'want {{"METHOD": {{"PARAM": value}}}}, got {text!r}')
+    return value
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=["tokenizer", "vae", "latents", "unet", "gligen", "export", "all"])
@@ -714,7 +725,7 @@ def main():
     parser.add_argument("--gligen-data", nargs="+", help="the folders of --data the GLIGEN adapters learn from (default: all)")
     parser.add_argument("--work", default="train", help="checkpoints, logs, tokenizer, latents")
     parser.add_argument("--out", default="Models", help="where export writes tiny/ and tiny-gligen/")
-    parser.add_argument("--method-params", default="",
+    parser.add_argument("--method-params", type=method_params_arg, default={},
                         help='export: JSON of method parameters for tiny/lvd.json, e.g. \'{"lvd": {"loss_threshold": 0}}\'')
     parser.add_argument("--minutes", type=float, default=0, help="stop (checkpointed) after this long; 0: run to the end")
     parser.add_argument("--vae-steps", type=int, default=3000)
