@@ -1,6 +1,7 @@
 import Foundation
 import LVDFormats
 import LVDModels
+import LVDRuntime
 import XCTest
 
 /// The full-size models built from the real config.json files (copies of the LVD-GLIGEN
@@ -126,5 +127,35 @@ final class ArchitectureTests: XCTestCase {
         XCTAssertThrowsError(try AutoencoderKL(vae)) { XCTAssertTrue("\($0)".hasPrefix("block_out_channels: must be positive multiples")) }
         let newer = try JSONDecoder().decode(AutoencoderKLConfiguration.self, from: Data(#"{"mid_block_add_attention": false}"#.utf8))
         XCTAssertThrowsError(try AutoencoderKL(newer)) { XCTAssertEqual("\($0)", "mid_block_add_attention: mid_block_add_attention = false is not supported") }
+    }
+}
+
+/// Inference runs the feed-forward in blocks of rows and linear layers with the bias folded
+/// into the GEMM; both must give what the recorded (tape) path gives.
+final class InferencePathTests: XCTestCase {
+    func testChunkedFeedForwardEqualsTheWholeProduct() throws {
+        let ff = FeedForward(64)
+        try ff.randomizeParameters(seed: 5, scale: 0.2)
+        // 2 × 2600 rows of width 64: hidden 512 → blocks of 4096 rows, the last one partial.
+        let x = try Noise.randn([2, 2600, 64], seed: 6)
+        let blocked = try GradMode.withoutGrad { try ff(x) }
+        let whole = try ff(x.detached().requiringGrad())
+        XCTAssertTrue(whole.requiresGrad, "the reference ran on the tape, not the blocked path")
+        XCTAssertEqual(blocked.shape, [2, 2600, 64])
+        let (a, b) = (try blocked.toArray(), try whole.toArray())
+        XCTAssertLessThan(zip(a, b).map { Swift.abs($0 - $1) }.max()!, 1e-5)
+    }
+
+    func testLinearWithFoldedBiasEqualsProductPlusBias() throws {
+        let x = try Noise.randn([3, 7, 5], seed: 1), w = try Noise.randn([4, 5], seed: 2), b = try Noise.randn([4], seed: 3)
+        let folded = try GradMode.withoutGrad { try x.linear(w, bias: b) }.toArray()
+        let reference = try (x.matmul(w.transposed(0, 1)) + b).toArray()
+        XCTAssertLessThan(zip(folded, reference).map { Swift.abs($0 - $1) }.max()!, 1e-5)
+        // Into a block of rows of a larger result.
+        let result = try Tensor.zeros([2, 3, 7, 4])
+        try x.linear(w, bias: b, into: result.sliced(axis: 0, start: 1, end: 2).reshaped([3, 7, 4]))
+        XCTAssertEqual(try result.sliced(axis: 0, start: 1, end: 2).toArray(), folded)
+        XCTAssertEqual(Set(try result.sliced(axis: 0, start: 0, end: 1).toArray()), [0], "nothing written outside the block")
+        XCTAssertThrowsError(try x.linear(w, bias: b, into: Tensor.zeros([3, 7, 5])))
     }
 }

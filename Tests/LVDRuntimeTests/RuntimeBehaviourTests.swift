@@ -249,3 +249,56 @@ final class WinogradGradientTests: XCTestCase {
         XCTAssertLessThan(zip(fast, reference).map { Swift.abs($0 - $1) }.max()!, 1e-3)
     }
 }
+
+/// The forward convolution's paths (per-image im2col, images batched into one GEMM for small
+/// planes, shifted-row GEMMs for (kh × 1) kernels) against a direct six-loop convolution.
+final class ConvolutionPathTests: XCTestCase {
+    private func direct(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int, padding: (Int, Int)) throws -> [Float] {
+        let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), (o, kh, kw) = (w.shape[0], w.shape[2], w.shape[3])
+        let oh = (h + 2 * padding.0 - kh) / stride + 1, ow = (wd + 2 * padding.1 - kw) / stride + 1
+        let xs = try x.toArray(), ws = try w.toArray(), bs = try b?.toArray()
+        var out = [Float](repeating: 0, count: n * o * oh * ow)
+        for i in 0..<n { for k in 0..<o { for y in 0..<oh { for z in 0..<ow {
+            var total = bs?[k] ?? 0
+            for ch in 0..<c { for dy in 0..<kh { for dz in 0..<kw {
+                let iy = y * stride - padding.0 + dy, iz = z * stride - padding.1 + dz
+                guard iy >= 0, iy < h, iz >= 0, iz < wd else { continue }
+                total += xs[((i * c + ch) * h + iy) * wd + iz] * ws[((k * c + ch) * kh + dy) * kw + dz]
+            } } }
+            out[((i * o + k) * oh + y) * ow + z] = total
+        } } } }
+        return out
+    }
+
+    private func check(_ xs: [Int], _ ws: [Int], stride: Int = 1, padding: (Int, Int), bias: Bool = true,
+                       file: StaticString = #filePath, line: UInt = #line) throws {
+        let x = try Noise.randn(xs, seed: 11), w = try Noise.randn(ws, seed: 12)
+        let b = bias ? try Noise.randn([ws[0]], seed: 13) : nil
+        let fast = try x.conv2d(weight: w, bias: b, stride: (stride, stride), padding: padding).toArray()
+        let reference = try direct(x, w, b, stride: stride, padding: padding)
+        XCTAssertEqual(fast.count, reference.count, file: file, line: line)
+        XCTAssertLessThan(zip(fast, reference).map { Swift.abs($0 - $1) }.max()!, 1e-4, "\(xs) * \(ws)", file: file, line: line)
+    }
+
+    func testShiftedRowKernels() throws {
+        try check([3, 5, 6, 7], [4, 5, 3, 1], padding: (1, 0))            // temporal (3,1,1): 3 videos
+        try check([2, 4, 5, 3], [6, 4, 2, 1], padding: (0, 0), bias: false)
+        try check([2, 3, 4, 6], [5, 3, 5, 1], padding: (2, 0))            // taps reaching past both ends
+    }
+
+    func testSmallPlanesBatchedIntoOneProduct() throws {
+        try check([5, 6, 4, 4], [7, 6, 3, 3], padding: (1, 1))
+        try check([4, 6, 8, 8], [5, 6, 3, 3], stride: 2, padding: (1, 1), bias: false)
+        try check([3, 8, 2, 3], [4, 8, 1, 1], padding: (0, 0))
+        // A column budget of a few images: the batch runs in several blocks.
+        let budget = Conv2dSettings.columnBudget
+        Conv2dSettings.columnBudget = 4 * (6 * 9 + 7) * 16 * 2
+        defer { Conv2dSettings.columnBudget = budget }
+        try check([5, 6, 4, 4], [7, 6, 3, 3], padding: (1, 1))
+    }
+
+    func testLargePlanesPerImage() throws {
+        try check([2, 3, 20, 20], [4, 3, 3, 3], padding: (1, 1))
+        try check([1, 3, 20, 20], [2, 3, 5, 5], padding: (2, 2))
+    }
+}

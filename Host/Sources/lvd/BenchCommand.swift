@@ -232,10 +232,13 @@ extension Bench {
         @Flag(help: "Backward with recomputation (gradient checkpointing per layer, on both sides): the memory of the layers' inputs only.")
         var recompute = false
         @Flag(help: "Print JSON.") var json = false
+        @Flag(help: "Print where each pass's time goes, by op and output shape (LVD_PROFILE=1 must be set in the environment).")
+        var profile = false
         @Option(help: ArgumentHelp("A Python with torch and diffusers: run the same in diffusers in this run.", valueName: "python"))
         var reference: String?
 
         func validate() throws {
+            if profile && !OpProfile.enabled { throw ValidationError("--profile needs LVD_PROFILE=1 in the environment (the runtime reads it at start)") }
             let parts = size.split(separator: "x").compactMap { Int($0) }
             guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--size must be HxW, e.g. 32x32") }
             guard frames >= 1, batch >= 1 else { throw ValidationError("--frames and --batch must be positive") }
@@ -252,16 +255,20 @@ extension Bench {
             let latents = try Tensor.full([batch, unetConfig.inChannels, frames, h, w], 0.5)
             let context = try Tensor.full([batch, 77, unetConfig.crossAttentionDim], 0.1)
             var start = DispatchTime.now().uptimeNanoseconds
+            OpProfile.reset()
             _ = try GradMode.withoutGrad { try unet(latents, timestep: 500, context: context) }
             results.append(("forward", Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, peakRSS()))
+            if profile { FileHandle.standardError.write(Data(("forward " + OpProfile.report()).utf8)) }
             if !skipBackward {
                 let x = try Tensor.full([1, unetConfig.inChannels, frames, h, w], 0.5).requiringGrad()
                 start = DispatchTime.now().uptimeNanoseconds
                 let out = try unet(x, timestep: 500, context: context.sliced(axis: 0, start: 0, end: 1), capture: Set(keys), recompute: recompute)
                 var energy = Tensor.scalar(0)
                 for map in out.attention.values { energy = try energy + (map * map).mean() }
+                OpProfile.reset()
                 try energy.backward()
                 results.append((recompute ? "backward-to-input (recompute)" : "backward-to-input", Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, peakRSS()))
+                if profile { FileHandle.standardError.write(Data(("backward " + OpProfile.report()).utf8)) }
             }
             var torch: JSONObject?
             if let reference { torch = try runTorch(reference, json, h: h, w: w, keys: keys) }

@@ -56,7 +56,26 @@ public final class FeedForward: Module {
     @Key("net.0") public var gate: GEGLU
     @Key("net.2") public var out: Linear
 
-    public func callAsFunction(_ x: Tensor) throws(TensorError) -> Tensor { try out(gate.proj(x).geglu()) }
+    public func callAsFunction(_ x: Tensor) throws(TensorError) -> Tensor {
+        let (input, hidden, dim) = (x.shape[x.rank - 1], gate.proj.weight.shape[0], out.weight.shape[0])
+        let rows = x.count / Swift.max(input, 1)
+        let (w1, w2) = (try gate.proj.weight.tensor, try out.weight.tensor)
+        let recording = GradMode.isEnabled && (x.requiresGrad || w1.requiresGrad || w2.requiresGrad)
+        let chunk = Swift.max(256, FeedForward.chunkElements / Swift.max(hidden, 1))
+        guard !recording, x.rank >= 2, rows > chunk else { return try out(gate.proj(x).geglu()) }
+        // Inference: blocks of rows, so the (rows, 2·inner) hidden state exists one block at a time
+        // (the same few buffers, reused from the pool, instead of hundreds of fresh megabytes).
+        let flat = try x.reshaped([rows, input]), result = try Tensor.empty([rows, dim])
+        for start in stride(from: 0, to: rows, by: chunk) {
+            let end = Swift.min(rows, start + chunk)
+            let h = try gate.proj(flat.sliced(axis: 0, start: start, end: end)).geglu()
+            try h.linear(out.weight.tensor, bias: out.bias?.tensor, into: result.sliced(axis: 0, start: start, end: end))
+        }
+        return try result.reshaped(Array(x.shape.dropLast()) + [dim])
+    }
+
+    /// Elements of the hidden (rows, 2·inner) block of the inference path (8 MB).
+    static let chunkElements = 2 << 20
 
     public init(_ dim: Int, multiplier: Int = 4) {
         super.init()

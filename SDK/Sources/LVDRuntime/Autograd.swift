@@ -51,6 +51,7 @@ extension Tensor {
     /// gradients; otherwise records nothing.
     @discardableResult
     static func record(_ output: Tensor, _ op: @autoclosure () -> Op, _ inputs: [Tensor]) -> Tensor {
+        if OpProfile.enabled { OpProfile.charge(op().name, output.shape) }
         if GradMode.isEnabled, inputs.contains(where: \.requiresGrad) {
             output.requiresGrad = true
             output.node = Node(op: op(), inputs: inputs)

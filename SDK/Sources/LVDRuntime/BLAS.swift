@@ -75,9 +75,22 @@ public enum BLAS {
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         let threads = Parallel.threads
-        guard threads > 1, m >= 32 * threads, m * n * k >= splitThreshold else {
+        guard threads > 1, m * n * k >= splitThreshold, m >= 32 * threads || n >= 64 * threads else {
             gemmOnOneThread(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                             b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        if n >= 8 * m && n >= 64 * threads {
+            // Wide and short (a convolution's O × pixels): column blocks, so each thread packs
+            // only its part of B rather than all of it.
+            let block = ((n + threads - 1) / threads + 63) / 64 * 64
+            DispatchQueue.concurrentPerform(iterations: (n + block - 1) / block) { index in
+                let start = index * block, columns = Swift.min(block, n - start)
+                // Column `start` of op(B): a column of B, or a row when B is read transposed.
+                let bStart = transB ? b + start * ldb : b + start
+                gemmOnOneThread(transA: transA, transB: transB, m: m, n: columns, k: k, alpha: alpha, a: a, lda: lda,
+                                b: bStart, ldb: ldb, beta: beta, c: c + start, ldc: ldc)
+            }
             return
         }
         // Row blocks, multiples of 16 rows so the kernels' panels stay whole.

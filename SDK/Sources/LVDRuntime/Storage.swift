@@ -98,16 +98,47 @@ public final class BufferPool: @unchecked Sendable {
         }) {
             return reused
         }
-        var pointer: UnsafeMutableRawPointer?
-        guard posix_memalign(&pointer, 64, size) == 0 else { return nil }
+        return BufferPool.allocate(size)
+    }
+
+    /// Buffers from this size up are mapped on their own, 2 MiB aligned, and asked to be backed by
+    /// transparent huge pages: a fresh multi-megabyte activation then costs a few hundred page
+    /// faults instead of one per 4 KiB, which made a large GEMM's output slower to fill than to
+    /// compute (a 16384×2560 product: 0.37 s fresh against 0.26 s into touched memory; 0.28 s on
+    /// huge pages). Where the kernel does not offer them the advice is ignored.
+    static let hugeThreshold = 4 << 20
+    private static let hugePage = 2 << 20
+
+    private static func mappedSize(_ size: Int) -> Int { (size + hugePage - 1) / hugePage * hugePage }
+
+    static func allocate(_ size: Int) -> UnsafeMutableRawPointer? {
+        guard size >= hugeThreshold else {
+            var pointer: UnsafeMutableRawPointer?
+            guard posix_memalign(&pointer, 64, size) == 0 else { return nil }
+            return pointer
+        }
+        // Map one huge page more than needed, then unmap the unaligned head and the tail.
+        let length = mappedSize(size), span = length + hugePage
+        guard let raw = mmap(nil, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else { return nil }
+        let address = Int(bitPattern: raw)
+        let aligned = (address + hugePage - 1) / hugePage * hugePage
+        if aligned > address { munmap(raw, aligned - address) }
+        let tail = address + span - (aligned + length)
+        if tail > 0 { munmap(UnsafeMutableRawPointer(bitPattern: aligned + length), tail) }
+        let pointer = UnsafeMutableRawPointer(bitPattern: aligned)!
+        _ = madvise(pointer, length, 14 /* MADV_HUGEPAGE */)
         return pointer
+    }
+
+    static func release(_ pointer: UnsafeMutableRawPointer, _ size: Int) {
+        if size >= hugeThreshold { munmap(pointer, mappedSize(size)) } else { free(pointer) }
     }
 
     func give(_ pointer: UnsafeMutableRawPointer, _ byteCount: Int) {
         let size = max(byteCount, 1)
         // Small buffers are cheap to malloc; only large ones are worth keeping.
-        guard size >= 1 << 16, size <= capacity else { free(pointer); return }
-        var evicted: [UnsafeMutableRawPointer] = []
+        guard size >= 1 << 16, size <= capacity else { BufferPool.release(pointer, size); return }
+        var evicted: [(UnsafeMutableRawPointer, Int)] = []
         state.withLock { state in
             state.free[size, default: []].append(pointer)
             state.order.append((size, pointer))
@@ -118,21 +149,21 @@ public final class BufferPool: @unchecked Sendable {
                     list.remove(at: index)
                     state.free[oldSize] = list.isEmpty ? nil : list
                     state.cachedBytes -= oldSize
-                    evicted.append(oldPointer)
+                    evicted.append((oldPointer, oldSize))
                 }
             }
         }
-        for pointer in evicted { free(pointer) }
+        for (pointer, size) in evicted { BufferPool.release(pointer, size) }
     }
 
     /// Frees every cached buffer.
     public func drain() {
-        let all = state.withLock { state -> [UnsafeMutableRawPointer] in
-            let pointers = state.free.values.flatMap { $0 }
+        let all = state.withLock { state -> [(UnsafeMutableRawPointer, Int)] in
+            let pointers = state.free.flatMap { size, list in list.map { ($0, size) } }
             state = State()
             return pointers
         }
-        for pointer in all { free(pointer) }
+        for (pointer, size) in all { BufferPool.release(pointer, size) }
     }
 
     public var cachedBytes: Int { state.withLock { $0.cachedBytes } }

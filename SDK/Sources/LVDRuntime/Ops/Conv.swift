@@ -37,49 +37,125 @@ extension Tensor {
 
         let x = try GradMode.withoutGrad { () throws(TensorError) in try self.detached().contiguous() }
         let wt = try GradMode.withoutGrad { () throws(TensorError) in try weight.detached().contiguous() }
+        let b = try bias.map { bias throws(TensorError) in try GradMode.withoutGrad { () throws(TensorError) in try bias.detached().contiguous() } }
         let output = try Tensor.empty([g.n, g.o, g.oh, g.ow])
         let plane = g.oh * g.ow
-        let winograd = Winograd.applies(g) && Conv2dSettings.winograd
-        if winograd { try Winograd.forward(x, wt, g, into: output) }
-        let column: Tensor? = g.isPointwise || winograd ? nil : try Tensor.empty([g.k, plane])
-        for image in 0..<g.n where !winograd {
-            for group in 0..<g.groups {
-                let input = x.floats + (image * g.c + group * g.cg) * g.h * g.w
-                let cols: UnsafePointer<Float>
-                if let column {
-                    im2col(input, g, column.floats)
-                    cols = UnsafePointer(column.floats)
-                } else {
-                    cols = UnsafePointer(input)
-                }
-                BLAS.gemm(transA: false, transB: false, m: g.og, n: plane, k: g.k,
-                          a: wt.floats + group * g.og * g.k, lda: g.k, b: cols, ldb: plane,
-                          c: output.floats + (image * g.o + group * g.og) * plane, ldc: plane)
-            }
-        }
-        if let bias {
-            let b = try GradMode.withoutGrad { () throws(TensorError) in try bias.detached().contiguous() }
-            let out = output.floats, pb = b.floats
-            Parallel.forEachChunk(g.n * g.o, grain: Swift.max(1, 32_768 / plane)) { range in
-                for index in range {
-                    let value = pb[index % g.o], row = out + index * plane
-                    for j in 0..<plane { row[j] += value }
+        if Winograd.applies(g) && Conv2dSettings.winograd {
+            try Winograd.forward(x, wt, g, into: output)
+            if let b { addChannelBias(b, output, g) }
+        } else if g.groups == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pw == 0 && g.kh > 1 {
+            try conv2dShiftedRows(x, wt, b, g, into: output)
+        } else if g.groups == 1 && plane < Conv2dSettings.batchedPlane && g.n > 1 {
+            try conv2dBatched(x, wt, b, g, into: output)
+        } else {
+            let column: Tensor? = g.isPointwise ? nil : try Tensor.empty([g.k, plane])
+            for image in 0..<g.n {
+                for group in 0..<g.groups {
+                    let input = x.floats + (image * g.c + group * g.cg) * g.h * g.w
+                    let cols: UnsafePointer<Float>
+                    if let column {
+                        im2col(input, g, column.floats, ld: plane)
+                        cols = UnsafePointer(column.floats)
+                    } else {
+                        cols = UnsafePointer(input)
+                    }
+                    BLAS.gemm(transA: false, transB: false, m: g.og, n: plane, k: g.k,
+                              a: wt.floats + group * g.og * g.k, lda: g.k, b: cols, ldb: plane,
+                              c: output.floats + (image * g.o + group * g.og) * plane, ldc: plane)
                 }
             }
+            if let b { addChannelBias(b, output, g) }
         }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
         return Tensor.record(output, .conv2d(g), inputs)
     }
 }
 
-/// Unfolds one group's channels of one image into a (cg·kh·kw) × (oh·ow) matrix; threaded over rows.
-func im2col(_ input: UnsafePointer<Float>, _ g: ConvGeometry, _ column: UnsafeMutablePointer<Float>) {
+/// Adds bias[o] to every value of output channel o (output (N, O, oh, ow), contiguous).
+private func addChannelBias(_ bias: Tensor, _ output: Tensor, _ g: ConvGeometry) {
+    let plane = g.oh * g.ow, out = output.floats, pb = bias.floats
+    Parallel.forEachChunk(g.n * g.o, grain: Swift.max(1, 32_768 / plane)) { range in
+        for index in range {
+            let value = pb[index % g.o], row = out + index * plane
+            for j in 0..<plane { row[j] += value }
+        }
+    }
+}
+
+/// Kernels (kh × 1) with stride 1 and no padding across columns — UNet3D's temporal (3, 1, 1)
+/// convolution on (B, C, F, H·W): each tap is one GEMM of the tap's (O × C) weights with the
+/// input's rows shifted by the tap, added onto the output (which starts as the bias). No column
+/// matrix: im2col would copy the input kh times.
+private func conv2dShiftedRows(_ x: Tensor, _ wt: Tensor, _ bias: Tensor?, _ g: ConvGeometry, into output: Tensor) throws(TensorError) {
+    let plane = g.oh * g.ow, w = g.w
+    // (O, C, kh, 1) -> taps (kh, O, C)
+    let taps = try Tensor.empty([g.kh, g.o, g.c])
+    let src = wt.floats, dst = taps.floats
+    Parallel.forEachChunk(g.o, grain: Swift.max(1, 16_384 / Swift.max(g.c * g.kh, 1))) { range in
+        for o in range {
+            for c in 0..<g.c {
+                for ky in 0..<g.kh { dst[(ky * g.o + o) * g.c + c] = src[(o * g.c + c) * g.kh + ky] }
+            }
+        }
+    }
+    let out = output.floats
+    Parallel.forEachChunk(g.n * g.o, grain: Swift.max(1, 32_768 / plane)) { range in
+        for index in range {
+            let row = out + index * plane
+            if let bias { row.initialize(repeating: bias.floats[index % g.o], count: plane) } else { row.initialize(repeating: 0, count: plane) }
+        }
+    }
+    for image in 0..<g.n {
+        for ky in 0..<g.kh {
+            // Output rows oy read input row y = oy − ph + ky; keep those with 0 ≤ y < h.
+            let first = Swift.max(0, g.ph - ky), last = Swift.min(g.oh, g.h + g.ph - ky)
+            guard last > first else { continue }
+            BLAS.gemm(transA: false, transB: false, m: g.o, n: (last - first) * w, k: g.c,
+                      a: taps.floats + ky * g.o * g.c, lda: g.c,
+                      b: x.floats + image * g.c * g.h * w + (first - g.ph + ky) * w, ldb: g.h * w, beta: 1,
+                      c: out + image * g.o * plane + first * w, ldc: plane)
+        }
+    }
+}
+
+/// Small planes (the 4×4 and 8×8 levels of a UNet): one GEMM over a block of images, its
+/// columns side by side, instead of a GEMM per image whose N would be the plane (16 or 64
+/// columns, far from BLAS's rate). The product (O, images·plane) is then laid out per image,
+/// with the bias.
+private func conv2dBatched(_ x: Tensor, _ wt: Tensor, _ bias: Tensor?, _ g: ConvGeometry, into output: Tensor) throws(TensorError) {
+    let plane = g.oh * g.ow
+    let images = Swift.max(1, Swift.min(g.n, Conv2dSettings.columnBudget / Swift.max(4 * (g.k + g.o) * plane, 1)))
+    let column = try Tensor.empty([g.k, images * plane]), product = try Tensor.empty([g.o, images * plane])
+    var first = 0
+    while first < g.n {
+        let count = Swift.min(images, g.n - first), ld = count * plane
+        for image in 0..<count {
+            im2col(x.floats + (first + image) * g.c * g.h * g.w, g, column.floats + image * plane, ld: ld)
+        }
+        BLAS.gemm(transA: false, transB: false, m: g.o, n: ld, k: g.k, a: wt.floats, lda: g.k,
+                  b: column.floats, ldb: ld, c: product.floats, ldc: ld)
+        let pp = product.floats, out = output.floats
+        Parallel.forEachChunk(count * g.o, grain: Swift.max(1, 32_768 / plane)) { range in
+            for index in range {
+                let image = index / g.o, o = index % g.o
+                let from = pp + o * ld + image * plane, to = out + ((first + image) * g.o + o) * plane
+                let value = bias?.floats[o] ?? 0
+                for j in 0..<plane { to[j] = from[j] + value }
+            }
+        }
+        first += count
+    }
+}
+
+/// Unfolds one group's channels of one image into a (cg·kh·kw) × (oh·ow) matrix whose rows are
+/// `ld` apart (≥ oh·ow; wider when several images share one column matrix); threaded over rows.
+func im2col(_ input: UnsafePointer<Float>, _ g: ConvGeometry, _ column: UnsafeMutablePointer<Float>, ld: Int) {
     let oh = g.oh, ow = g.ow
     Parallel.forEachChunk(g.k, grain: Swift.max(1, 16_384 / (oh * ow))) { rows in
         for row in rows {
             let c = row / (g.kh * g.kw), ky = (row / g.kw) % g.kh, kx = row % g.kw
             let plane = input + c * g.h * g.w
-            let out = column + row * oh * ow
+            let out = column + row * ld
             for oy in 0..<oh {
                 let y = oy * g.sh - g.ph + ky
                 let line = out + oy * ow
@@ -169,7 +245,7 @@ func conv2dBackward(_ g: ConvGeometry, x: Tensor, weight: Tensor, dy: Tensor, ne
             if let dw {
                 let input = x.floats + (image * g.c + group * g.cg) * g.h * g.w
                 let cols: UnsafePointer<Float>
-                if g.isPointwise { cols = UnsafePointer(input) } else { im2col(input, g, column.floats); cols = UnsafePointer(column.floats) }
+                if g.isPointwise { cols = UnsafePointer(input) } else { im2col(input, g, column.floats, ld: plane); cols = UnsafePointer(column.floats) }
                 // dW_g += dY_g · colᵀ
                 BLAS.gemm(transA: false, transB: true, m: g.og, n: g.k, k: plane, a: gradOut, lda: plane,
                           b: cols, ldb: plane, beta: 1, c: dw.floats + group * g.og * g.k, ldc: g.k)
@@ -213,6 +289,10 @@ extension Tensor {
 public enum Conv2dSettings {
     /// Use Winograd F(2×2, 3×3) for eligible 3×3 convolutions (LVD_WINOGRAD=0 turns it off).
     nonisolated(unsafe) public static var winograd: Bool = ProcessInfo.processInfo.environment["LVD_WINOGRAD"] != "0"
+    /// Output planes below this many values are convolved several images per GEMM.
+    nonisolated(unsafe) public static var batchedPlane = 256
+    /// Bytes of column matrix and product a batched convolution keeps at once.
+    nonisolated(unsafe) public static var columnBudget = 64 << 20
 }
 
 import Foundation
