@@ -302,3 +302,35 @@ final class ConvolutionPathTests: XCTestCase {
         try check([1, 3, 20, 20], [2, 3, 5, 5], padding: (2, 2))
     }
 }
+
+/// Inference attention (one fused kernel, output in the query's layout) against the recorded
+/// path (scores, softmax and products as separate ops on the tape).
+final class FusedAttentionTests: XCTestCase {
+    private func compare(_ q: Tensor, _ k: Tensor, _ v: Tensor, file: StaticString = #filePath, line: UInt = #line) throws {
+        let fused = try GradMode.withoutGrad { try Tensor.attention(query: q, key: k, value: v).output }
+        let taped = try Tensor.attention(query: q.detached().requiringGrad(), key: k, value: v).output
+        XCTAssertTrue(taped.requiresGrad, file: file, line: line)
+        XCTAssertEqual(fused.shape, taped.shape, file: file, line: line)
+        let (a, b) = (try fused.toArray(), try taped.toArray())
+        XCTAssertLessThan(zip(a, b).map { Swift.abs($0 - $1) }.max()!, 1e-5, file: file, line: line)
+    }
+
+    func testHeadsReadInPlaceAndOutputInTheQueryLayout() throws {
+        // (n, L, heads, d) projections seen as (n, heads, L, d), as the UNet's attention makes them.
+        let (n, l, s, heads, d) = (2, 300, 7, 3, 8)
+        let q = try Noise.randn([n, l, heads, d], seed: 1).permuted([0, 2, 1, 3])
+        let k = try Noise.randn([n, s, heads, d], seed: 2).permuted([0, 2, 1, 3])
+        let v = try Noise.randn([n, s, heads, d], seed: 3).permuted([0, 2, 1, 3])
+        try compare(q, k, v)
+        let out = try GradMode.withoutGrad { try Tensor.attention(query: q, key: k, value: v).output }
+        XCTAssertTrue(try out.permuted([0, 2, 1, 3]).isContiguous, "merging the heads back needs no copy")
+        // Self-attention with more keys than fit one block of scores.
+        let x = try Noise.randn([1, 700, 2, 4], seed: 4).permuted([0, 2, 1, 3])
+        try compare(x, x, x)
+    }
+
+    func testContiguousAndBroadcastFreeBatches() throws {
+        try compare(Noise.randn([3, 2, 33, 5], seed: 5), Noise.randn([3, 2, 40, 5], seed: 6), Noise.randn([3, 2, 40, 6], seed: 7))
+        try compare(Noise.randn([4, 9, 16], seed: 8), Noise.randn([4, 9, 16], seed: 9), Noise.randn([4, 9, 16], seed: 10))
+    }
+}

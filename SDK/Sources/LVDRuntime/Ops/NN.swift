@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import LVDKernels
 
 // Neural-network ops: softmax, normalisation, resampling, attention, smoothing.
@@ -181,6 +182,10 @@ extension Tensor {
         let rank = query.rank, lq = query.shape[rank - 2], lk = key.shape[rank - 2]
         let batch = query.shape.dropLast(2).reduce(1, *)
         let recording = GradMode.isEnabled && (query.requiresGrad || key.requiresGrad || value.requiresGrad || mask?.requiresGrad == true)
+        if !recording && !returnProbabilities && mask == nil,
+           let fused = try fusedAttention(query: query, key: key, value: value, scale: scale ?? 1 / Float(d).squareRoot()) {
+            return (fused, nil)
+        }
         // Inference without capture: queries in blocks of rows, so the scores and probabilities
         // of one block (≤ 16 MB) exist at a time instead of the whole (…, Lq, Lk) pair.
         if !recording && !returnProbabilities && batch * lq * lk > Self.attentionBlockElements && lq > 1 {
@@ -202,6 +207,66 @@ extension Tensor {
         if let mask { scores = try scores + mask }
         let probabilities = try scores.softmax(axis: -1)
         return (try probabilities.matmul(value), returnProbabilities ? probabilities : nil)
+    }
+
+    /// Inference attention as one kernel: per (batch, row block of queries) the scores of that
+    /// block (≤ 64 KB per thread, in cache) are computed, softmaxed in place and multiplied by
+    /// the values straight into the output — no score tensor, no scaled copy of the queries, no
+    /// concatenation. Queries, keys and values are read where they lie (the heads of a
+    /// (n, L, heads, d) projection seen as (n, heads, L, d) need no copy), and the output takes
+    /// the query's layout, so merging the heads back is free. Nil when the layout does not fit
+    /// (the general path runs).
+    private static func fusedAttention(query: Tensor, key: Tensor, value: Tensor, scale: Float) throws(TensorError) -> Tensor? {
+        let rank = query.rank, lq = query.shape[rank - 2], d = query.shape[rank - 1]
+        let lk = key.shape[rank - 2], dv = value.shape[rank - 1]
+        let batchShape = Array(query.shape.dropLast(2))
+        guard rank >= 3, Array(key.shape.dropLast(2)) == batchShape, Array(value.shape.dropLast(2)) == batchShape,
+              [query, key, value].allSatisfy({ $0.dtype == .f32 && $0.strides[rank - 1] == 1 }), lk >= 1 else { return nil }
+        let (q, k, v) = (query, key, value)
+        let (ldq, ldk, ldv) = (q.strides[rank - 2], k.strides[rank - 2], v.strides[rank - 2])
+        guard ldq >= d, ldk >= d, ldv >= dv else { return nil }
+        // The output: the query's axis order when the query is a (0, 2, 1, 3) view of a contiguous
+        // (n, L, heads, d) tensor (then ldo = heads · dv), else contiguous.
+        let batch = batchShape.reduce(1, *)
+        let output: Tensor, ldo: Int
+        if rank == 4, q.strides == [lq * q.shape[1] * d, d, q.shape[1] * d, 1] {
+            let heads = q.shape[1]
+            let storage = try Tensor.empty([q.shape[0], lq, heads, dv])
+            output = try storage.permuted([0, 2, 1, 3])
+            ldo = heads * dv
+        } else {
+            output = try Tensor.empty(batchShape + [lq, dv])
+            ldo = dv
+        }
+        func offsets(_ t: Tensor) -> [Int] {
+            (0..<batch).map { index in
+                var rest = index, offset = t.offset
+                for axis in stride(from: rank - 3, through: 0, by: -1) {
+                    offset += (rest % t.shape[axis]) * t.strides[axis]
+                    rest /= t.shape[axis]
+                }
+                return offset
+            }
+        }
+        let (oq, ok, ov, oo) = (offsets(q), offsets(k), offsets(v), offsets(output))
+        let rows = Swift.max(1, Swift.min(lq, (64 << 10) / lk))
+        let blocks = (lq + rows - 1) / rows, tasks = batch * blocks
+        let workers = Swift.min(Parallel.threads, tasks)
+        let (pq, pk, pv, po) = (q.storage.floats(), k.storage.floats(), v.storage.floats(), output.storage.floats())
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: rows * lk)
+            defer { scores.deallocate() }
+            for task in stride(from: worker * tasks / workers, to: (worker + 1) * tasks / workers, by: 1) {
+                let b = task / blocks, start = (task % blocks) * rows, count = Swift.min(rows, lq - start)
+                BLAS.gemmOnOneThread(transA: false, transB: true, m: count, n: lk, k: d, alpha: scale,
+                                     a: pq + oq[b] + start * ldq, lda: ldq, b: pk + ok[b], ldb: ldk, c: scores, ldc: lk)
+                lvdk_softmax_rows(scores, scores, count, lk, 0)
+                BLAS.gemmOnOneThread(transA: false, transB: false, m: count, n: dv, k: lk,
+                                     a: scores, lda: lk, b: pv + ov[b], ldb: ldv, c: po + oo[b] + start * ldo, ldc: ldo)
+            }
+        }
+        if OpProfile.enabled { OpProfile.charge("attention", output.shape) }
+        return output
     }
 
     /// Reflection padding of the last two axes by one (torch's 'reflect'); from slices and concat.
