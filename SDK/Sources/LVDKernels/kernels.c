@@ -168,7 +168,7 @@ LVDK_CLONES void lvdk_normalize_grad_rows(const float *g, const float *y_hat, co
 // Layouts: U[16][K][C] (transformed weights), V[16][C][ld] (transformed input tiles, tile index
 // p = p0 + ty·TW + tx), M[16][K][ld] (their products, from 16 GEMMs M_i = U_i · V_i).
 
-void lvdk_winograd_weights(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U) {
+LVDK_CLONES void lvdk_winograd_weights(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U) {
     for (size_t k = k0; k < k1; k++) {
         for (size_t c = 0; c < C; c++) {
             const float *w = g + (k * C + c) * 9;
@@ -246,6 +246,127 @@ LVDK_CLONES void lvdk_winograd_output(const float *M, size_t K, size_t ld, size_
                     plane[y1 * W + x0] = r[0] + r[1] + r[2];
                     if (x1 < W) plane[y1 * W + x1] = r[1] - r[2] - r[3];
                 }
+            }
+        }
+    }
+}
+
+// ---- Winograd F(4×4, 3×3) (Lavin & Gray, points 0, ±1, ±2) ----
+//   Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A   over 6×6 input tiles d (stride 4) and 4×4 output tiles Y.
+// 36 products per 16 outputs (direct: 144; F(2×2, 3×3): 64). Layouts as above with 36 planes.
+
+LVDK_CLONES void lvdk_winograd43_weights(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U) {
+    const float q = 0.25f, s6 = 1.0f / 6, s12 = 1.0f / 12, s24 = 1.0f / 24;
+    for (size_t k = k0; k < k1; k++) {
+        for (size_t c = 0; c < C; c++) {
+            const float *w = g + (k * C + c) * 9;
+            float t[6][3];
+            for (int j = 0; j < 3; j++) {
+                float a = w[j], b = w[3 + j], e = w[6 + j];
+                t[0][j] = q * a;
+                t[1][j] = -s6 * (a + b + e);
+                t[2][j] = -s6 * (a - b + e);
+                t[3][j] = s24 * a + s12 * b + s6 * e;
+                t[4][j] = s24 * a - s12 * b + s6 * e;
+                t[5][j] = e;
+            }
+            for (int i = 0; i < 6; i++) {
+                float a = t[i][0], b = t[i][1], e = t[i][2];
+                float *u = U + ((size_t)(i * 6) * K + k) * C + c;
+                size_t plane = K * C;
+                u[0] = q * a;
+                u[plane] = -s6 * (a + b + e);
+                u[2 * plane] = -s6 * (a - b + e);
+                u[3 * plane] = s24 * a + s12 * b + s6 * e;
+                u[4 * plane] = s24 * a - s12 * b + s6 * e;
+                u[5 * plane] = e;
+            }
+        }
+    }
+}
+
+LVDK_CLONES void lvdk_winograd43_input(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V,
+                                       size_t ld, size_t p0) {
+    size_t TH = (H + 3) / 4, TW = (W + 3) / 4, PW = 4 * TW + 4;
+    float d[6][PW], t[6][PW], phase[4][TW + 1];
+    for (size_t c = c0; c < c1; c++) {
+        const float *plane = x + c * H * W;
+        for (size_t ty = 0; ty < TH; ty++) {
+            // Rows 4ty−1 … 4ty+4, padded: column j of d holds input column j−1.
+            for (int i = 0; i < 6; i++) {
+                long r = (long)(4 * ty) - 1 + i;
+                memset(d[i], 0, PW * sizeof(float));
+                if (r >= 0 && r < (long)H) memcpy(&d[i][1], plane + r * W, W * sizeof(float));
+            }
+            // t = Bᵀ d, down the columns.
+            for (size_t j = 0; j < PW; j++) {
+                float d0 = d[0][j], d1 = d[1][j], d2 = d[2][j], d3 = d[3][j], d4 = d[4][j], d5 = d[5][j];
+                t[0][j] = 4 * d0 - 5 * d2 + d4;
+                t[1][j] = -4 * d1 - 4 * d2 + d3 + d4;
+                t[2][j] = 4 * d1 - 4 * d2 - d3 + d4;
+                t[3][j] = -2 * d1 - d2 + 2 * d3 + d4;
+                t[4][j] = 2 * d1 - d2 - 2 * d3 + d4;
+                t[5][j] = 4 * d1 - 5 * d3 + d5;
+            }
+            // v = t B along each tile's six columns 4tx … 4tx+5. The row is split into its four
+            // phases first (phase q holds columns 4t+q), so every loop below runs on contiguous data.
+            for (int i = 0; i < 6; i++) {
+                const float *row = t[i];
+                for (size_t u = 0; u <= TW; u++) {
+                    phase[0][u] = row[4 * u];
+                    phase[1][u] = row[4 * u + 1];
+                    phase[2][u] = row[4 * u + 2];
+                    phase[3][u] = row[4 * u + 3];
+                }
+                const float *e0 = phase[0], *e1 = phase[1], *e2 = phase[2], *e3 = phase[3], *e4 = phase[0] + 1, *e5 = phase[1] + 1;
+                float *v0 = V + ((size_t)(i * 6 + 0) * C + c) * ld + p0 + ty * TW;
+                size_t stride = C * ld;
+                float *v1 = v0 + stride, *v2 = v1 + stride, *v3 = v2 + stride, *v4 = v3 + stride, *v5 = v4 + stride;
+                for (size_t tx = 0; tx < TW; tx++) {
+                    v0[tx] = 4 * e0[tx] - 5 * e2[tx] + e4[tx];
+                    v1[tx] = -4 * e1[tx] - 4 * e2[tx] + e3[tx] + e4[tx];
+                    v2[tx] = 4 * e1[tx] - 4 * e2[tx] - e3[tx] + e4[tx];
+                    v3[tx] = -2 * e1[tx] - e2[tx] + 2 * e3[tx] + e4[tx];
+                    v4[tx] = 2 * e1[tx] - e2[tx] - 2 * e3[tx] + e4[tx];
+                    v5[tx] = 4 * e1[tx] - 5 * e3[tx] + e5[tx];
+                }
+            }
+        }
+    }
+}
+
+LVDK_CLONES void lvdk_winograd43_output(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0,
+                                        size_t k1, float *out) {
+    size_t TH = (H + 3) / 4, TW = (W + 3) / 4;
+    float s[4][6][TW], phase[4][TW];
+    for (size_t k = k0; k < k1; k++) {
+        float *plane = out + k * H * W;
+        for (size_t ty = 0; ty < TH; ty++) {
+            // s = Aᵀ m over the six rows of each tile column j, for all tiles of the row at once.
+            for (int j = 0; j < 6; j++) {
+                const float *a0 = M + ((size_t)j * K + k) * ld + p0 + ty * TW;
+                size_t stride = 6 * K * ld;
+                const float *a1 = a0 + stride, *a2 = a1 + stride, *a3 = a2 + stride, *a4 = a3 + stride, *a5 = a4 + stride;
+                for (size_t tx = 0; tx < TW; tx++) {
+                    s[0][j][tx] = a0[tx] + a1[tx] + a2[tx] + a3[tx] + a4[tx];
+                    s[1][j][tx] = a1[tx] - a2[tx] + 2 * a3[tx] - 2 * a4[tx];
+                    s[2][j][tx] = a1[tx] + a2[tx] + 4 * a3[tx] + 4 * a4[tx];
+                    s[3][j][tx] = a1[tx] - a2[tx] + 8 * a3[tx] - 8 * a4[tx] + a5[tx];
+                }
+            }
+            // y = s A along each output row, into four phases, then interleaved into the plane.
+            for (int i = 0; i < 4; i++) {
+                size_t y = 4 * ty + i;
+                if (y >= H) break;
+                const float *r0 = s[i][0], *r1 = s[i][1], *r2 = s[i][2], *r3 = s[i][3], *r4 = s[i][4], *r5 = s[i][5];
+                for (size_t tx = 0; tx < TW; tx++) {
+                    phase[0][tx] = r0[tx] + r1[tx] + r2[tx] + r3[tx] + r4[tx];
+                    phase[1][tx] = r1[tx] - r2[tx] + 2 * r3[tx] - 2 * r4[tx];
+                    phase[2][tx] = r1[tx] + r2[tx] + 4 * r3[tx] + 4 * r4[tx];
+                    phase[3][tx] = r1[tx] - r2[tx] + 8 * r3[tx] - 8 * r4[tx] + r5[tx];
+                }
+                float *line = plane + y * W;
+                for (size_t xcol = 0; xcol < W; xcol++) line[xcol] = phase[xcol & 3][xcol >> 2];
             }
         }
     }

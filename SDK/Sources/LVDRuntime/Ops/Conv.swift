@@ -289,6 +289,9 @@ extension Tensor {
 public enum Conv2dSettings {
     /// Use Winograd F(2×2, 3×3) for eligible 3×3 convolutions (LVD_WINOGRAD=0 turns it off).
     nonisolated(unsafe) public static var winograd: Bool = ProcessInfo.processInfo.environment["LVD_WINOGRAD"] != "0"
+    /// Output tile of every Winograd convolution: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3)
+    /// (LVD_WINOGRAD_TILE); nil chooses by shape.
+    nonisolated(unsafe) public static var winogradTile: Int? = ProcessInfo.processInfo.environment["LVD_WINOGRAD_TILE"].flatMap { Int($0) }
     /// Output planes below this many values are convolved several images per GEMM.
     nonisolated(unsafe) public static var batchedPlane = 256
     /// Bytes of column matrix and product a batched convolution keeps at once.
