@@ -329,7 +329,8 @@ final class FusedAttentionTests: XCTestCase {
 
     func testHeadsReadInPlaceAndOutputInTheQueryLayout() throws {
         // (n, L, heads, d) projections seen as (n, heads, L, d), as the UNet's attention makes them.
-        let (n, l, s, heads, d) = (2, 300, 7, 3, 8)
+        // (n · heads ≥ 32: the batches the fused kernel takes.)
+        let (n, l, s, heads, d) = (4, 300, 7, 8, 8)
         let q = try Noise.randn([n, l, heads, d], seed: 1).permuted([0, 2, 1, 3])
         let k = try Noise.randn([n, s, heads, d], seed: 2).permuted([0, 2, 1, 3])
         let v = try Noise.randn([n, s, heads, d], seed: 3).permuted([0, 2, 1, 3])
@@ -337,12 +338,14 @@ final class FusedAttentionTests: XCTestCase {
         let out = try GradMode.withoutGrad { try Tensor.attention(query: q, key: k, value: v).output }
         XCTAssertTrue(try out.permuted([0, 2, 1, 3]).isContiguous, "merging the heads back needs no copy")
         // Self-attention with more keys than fit one block of scores.
-        let x = try Noise.randn([1, 700, 2, 4], seed: 4).permuted([0, 2, 1, 3])
+        let x = try Noise.randn([4, 700, 8, 4], seed: 4).permuted([0, 2, 1, 3])
         try compare(x, x, x)
     }
 
     func testContiguousAndBroadcastFreeBatches() throws {
-        try compare(Noise.randn([3, 2, 33, 5], seed: 5), Noise.randn([3, 2, 40, 5], seed: 6), Noise.randn([3, 2, 40, 6], seed: 7))
-        try compare(Noise.randn([4, 9, 16], seed: 8), Noise.randn([4, 9, 16], seed: 9), Noise.randn([4, 9, 16], seed: 10))
+        try compare(Noise.randn([8, 4, 33, 5], seed: 5), Noise.randn([8, 4, 40, 5], seed: 6), Noise.randn([8, 4, 40, 6], seed: 7))
+        try compare(Noise.randn([32, 9, 16], seed: 8), Noise.randn([32, 9, 16], seed: 9), Noise.randn([32, 9, 16], seed: 10))
+        // Below the fused batch: the blocked path, the same values.
+        try compare(Noise.randn([2, 3, 40, 8], seed: 11), Noise.randn([2, 3, 50, 8], seed: 12), Noise.randn([2, 3, 50, 8], seed: 13))
     }
 }
