@@ -349,3 +349,24 @@ final class FusedAttentionTests: XCTestCase {
         try compare(Noise.randn([2, 3, 40, 8], seed: 11), Noise.randn([2, 3, 50, 8], seed: 12), Noise.randn([2, 3, 50, 8], seed: 13))
     }
 }
+
+final class OpProfileTests: XCTestCase {
+    func testChargesEachOpToItsNameAndShape() throws {
+        let was = OpProfile.enabled
+        OpProfile.enabled = true
+        defer { OpProfile.enabled = was; OpProfile.reset() }
+        OpProfile.reset()
+        let a = try Noise.randn([64, 32], seed: 1), b = try Noise.randn([32, 16], seed: 2)
+        for _ in 0..<3 { _ = try a.matmul(b).exp() }
+        let entries = OpProfile.entries()
+        let matmul = try XCTUnwrap(entries.first { $0.op == "matmul" })
+        XCTAssertEqual(matmul.shape, [64, 16])
+        XCTAssertEqual(matmul.calls, 3)
+        XCTAssertEqual(entries.first { $0.op == "exp" }?.calls, 3)
+        XCTAssertTrue(entries.allSatisfy { $0.seconds >= 0 })
+        XCTAssertTrue(OpProfile.report().contains("matmul [64, 16]"))
+        OpProfile.enabled = false
+        _ = try a.matmul(b)
+        XCTAssertEqual(OpProfile.entries().first { $0.op == "matmul" }?.calls, 3, "nothing charged while off")
+    }
+}

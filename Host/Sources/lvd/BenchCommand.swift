@@ -232,19 +232,19 @@ extension Bench {
         @Flag(help: "Backward with recomputation (gradient checkpointing per layer, on both sides): the memory of the layers' inputs only.")
         var recompute = false
         @Flag(help: "Print JSON.") var json = false
-        @Flag(help: "Print where each pass's time goes, by op and output shape (LVD_PROFILE=1 must be set in the environment).")
+        @Flag(help: "Print where each pass's time goes, by op and output shape (docs/runtime-performance.md).")
         var profile = false
         @Option(help: ArgumentHelp("A Python with torch and diffusers: run the same in diffusers in this run.", valueName: "python"))
         var reference: String?
 
         func validate() throws {
-            if profile && !OpProfile.enabled { throw ValidationError("--profile needs LVD_PROFILE=1 in the environment (the runtime reads it at start)") }
             let parts = size.split(separator: "x").compactMap { Int($0) }
             guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--size must be HxW, e.g. 32x32") }
             guard frames >= 1, batch >= 1 else { throw ValidationError("--frames and --batch must be positive") }
         }
 
         func run() throws {
+            if profile { OpProfile.enabled = true }
             let (unetConfig, json) = try resolveConfig()
             let dims = size.split(separator: "x").compactMap { Int($0) }
             let (h, w) = (dims[0], dims[1])

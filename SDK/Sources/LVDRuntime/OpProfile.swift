@@ -9,7 +9,8 @@ import Synchronization
 /// thread (so model code between ops is charged to the next op, which is negligible next to a
 /// kernel). Off by default: one branch per op.
 public enum OpProfile {
-    public static let enabled = ProcessInfo.processInfo.environment["LVD_PROFILE"].map { !$0.isEmpty && $0 != "0" } ?? false
+    /// Set before the work to profile (by `lvd bench unet --profile`, or LVD_PROFILE=1 at start).
+    nonisolated(unsafe) public static var enabled = ProcessInfo.processInfo.environment["LVD_PROFILE"].map { !$0.isEmpty && $0 != "0" } ?? false
 
     public struct Entry: Sendable {
         public var op: String
@@ -71,7 +72,7 @@ public enum OpProfile {
     public static func report(limit: Int = 30) -> String {
         let all = entries()
         let total = all.reduce(0) { $0 + $1.seconds }
-        guard total > 0 else { return "profile: nothing recorded (set LVD_PROFILE=1)\n" }
+        guard total > 0 else { return "profile: nothing recorded\n" }
         var lines = ["profile: \(String(format: "%.2f", total)) s in \(all.reduce(0) { $0 + $1.calls }) ops",
                      "  seconds      %   calls  op, output shape"]
         for entry in all.prefix(limit) {

@@ -72,7 +72,8 @@ public final class BufferPool: @unchecked Sendable {
     public static let shared = BufferPool()
 
     /// Bytes the pool may keep cached (LVD_BUFFER_POOL_MB, default 512: the full ModelScope forward
-    /// peaks at 7.25 GiB with 512, 8.57 with 2048, 7.01 with none — and runs slowest with none).
+    /// took 59.2 s and peaked at 6.96 GiB with 512, 60.3 s / 8.36 GiB with 2048, 67.9 s / 6.51 GiB
+    /// with none; docs/runtime-performance.md).
     public let capacity: Int
     private let state = Mutex(State())
 
