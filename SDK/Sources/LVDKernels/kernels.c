@@ -168,6 +168,17 @@ LVDK_CLONES void lvdk_normalize_grad_rows(const float *g, const float *y_hat, co
 // Layouts: U[16][K][C] (transformed weights), V[16][C][ld] (transformed input tiles, tile index
 // p = p0 + ty·TW + tx), M[16][K][ld] (their products, from 16 GEMMs M_i = U_i · V_i).
 
+// Rows first … first+count−1 of an H×W plane into `count` rows of `width` values, zero-padded:
+// column j holds input column j−1, rows outside the plane are zeros (a tile's input window).
+static inline void padded_rows(const float *plane, size_t H, size_t W, long first, int count, size_t width, float *d) {
+    for (int i = 0; i < count; i++) {
+        long r = first + i;
+        float *row = d + (size_t)i * width;
+        memset(row, 0, width * sizeof(float));
+        if (r >= 0 && r < (long)H) memcpy(row + 1, plane + r * W, W * sizeof(float));
+    }
+}
+
 LVDK_CLONES void lvdk_winograd_weights(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U) {
     for (size_t k = k0; k < k1; k++) {
         for (size_t c = 0; c < C; c++) {
@@ -194,12 +205,7 @@ LVDK_CLONES void lvdk_winograd_input(const float *x, size_t C, size_t H, size_t 
     for (size_t c = c0; c < c1; c++) {
         const float *plane = x + c * H * W;
         for (size_t ty = 0; ty < TH; ty++) {
-            // Rows 2ty−1 … 2ty+2, padded: column j of d holds input column j−1.
-            for (int i = 0; i < 4; i++) {
-                long r = (long)(2 * ty) - 1 + i;
-                memset(d[i], 0, PW * sizeof(float));
-                if (r >= 0 && r < (long)H) memcpy(&d[i][1], plane + r * W, W * sizeof(float));
-            }
+            padded_rows(plane, H, W, (long)(2 * ty) - 1, 4, PW, &d[0][0]);
             for (size_t j = 0; j < PW; j++) {
                 t[0][j] = d[0][j] - d[2][j];
                 t[1][j] = d[1][j] + d[2][j];
@@ -292,12 +298,7 @@ LVDK_CLONES void lvdk_winograd43_input(const float *x, size_t C, size_t H, size_
     for (size_t c = c0; c < c1; c++) {
         const float *plane = x + c * H * W;
         for (size_t ty = 0; ty < TH; ty++) {
-            // Rows 4ty−1 … 4ty+4, padded: column j of d holds input column j−1.
-            for (int i = 0; i < 6; i++) {
-                long r = (long)(4 * ty) - 1 + i;
-                memset(d[i], 0, PW * sizeof(float));
-                if (r >= 0 && r < (long)H) memcpy(&d[i][1], plane + r * W, W * sizeof(float));
-            }
+            padded_rows(plane, H, W, (long)(4 * ty) - 1, 6, PW, &d[0][0]);
             // t = Bᵀ d, down the columns.
             for (size_t j = 0; j < PW; j++) {
                 float d0 = d[0][j], d1 = d[1][j], d2 = d[2][j], d3 = d[3][j], d4 = d[4][j], d5 = d[5][j];

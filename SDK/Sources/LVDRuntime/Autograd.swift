@@ -5,24 +5,12 @@ import Glibc
 /// Whether ops record the tape, per thread. Off inside `withoutGrad` (and C no-grad scopes),
 /// where inference keeps no graph and every intermediate is freed as soon as it is unused.
 public enum GradMode {
-    private static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key) { free($0) }
-        return key
-    }()
+    private static let depth = ThreadLocal<Int>()
 
     /// Nesting depth of no-grad scopes on this thread.
     public static var noGradDepth: Int {
-        get { pthread_getspecific(key)?.load(as: Int.self) ?? 0 }
-        set {
-            if let slot = pthread_getspecific(key) {
-                slot.storeBytes(of: newValue, as: Int.self)
-            } else {
-                let slot = malloc(MemoryLayout<Int>.size)!
-                slot.storeBytes(of: newValue, as: Int.self)
-                pthread_setspecific(key, slot)
-            }
-        }
+        get { depth.value ?? 0 }
+        set { depth.value = newValue }
     }
 
     public static var isEnabled: Bool { noGradDepth == 0 }
@@ -32,6 +20,32 @@ public enum GradMode {
         noGradDepth += 1
         defer { noGradDepth -= 1 }
         return try body()
+    }
+}
+
+/// One plain value (Int, Double, …) per thread, in a pthread key; each thread's slot is freed
+/// with the thread.
+struct ThreadLocal<Value: BitwiseCopyable>: @unchecked Sendable {
+    private let key: pthread_key_t
+
+    init() {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { free($0) }
+        self.key = key
+    }
+
+    var value: Value? {
+        get { pthread_getspecific(key)?.load(as: Value.self) }
+        nonmutating set {
+            guard let newValue else { return }
+            if let slot = pthread_getspecific(key) {
+                slot.storeBytes(of: newValue, as: Value.self)
+            } else {
+                let slot = malloc(MemoryLayout<Value>.size)!
+                slot.storeBytes(of: newValue, as: Value.self)
+                pthread_setspecific(key, slot)
+            }
+        }
     }
 }
 

@@ -22,11 +22,8 @@ public enum OpProfile {
     private struct Key: Hashable { var op: String; var shape: [Int] }
     private static let table = Mutex([Key: Entry]())
 
-    private static let lastKey: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key) { free($0) }
-        return key
-    }()
+    /// When the last op on this thread finished.
+    private static let last = ThreadLocal<Double>()
 
     private static func now() -> Double {
         var t = timespec()
@@ -37,21 +34,14 @@ public enum OpProfile {
     /// Starts the clock on this thread (the next op is charged from here).
     public static func mark() {
         guard enabled else { return }
-        let t = now()
-        if let slot = pthread_getspecific(lastKey) {
-            slot.storeBytes(of: t, as: Double.self)
-        } else {
-            let slot = malloc(MemoryLayout<Double>.size)!
-            slot.storeBytes(of: t, as: Double.self)
-            pthread_setspecific(lastKey, slot)
-        }
+        last.value = now()
     }
 
     static func charge(_ op: String, _ shape: [Int]) {
         let t = now()
-        guard let slot = pthread_getspecific(lastKey) else { mark(); return }
-        let elapsed = t - slot.load(as: Double.self)
-        slot.storeBytes(of: t, as: Double.self)
+        guard let previous = last.value else { last.value = t; return }
+        let elapsed = t - previous
+        last.value = t
         table.withLock { table in
             table[Key(op: op, shape: shape), default: Entry(op: op, shape: shape, seconds: 0, calls: 0)].seconds += elapsed
             table[Key(op: op, shape: shape)]!.calls += 1
