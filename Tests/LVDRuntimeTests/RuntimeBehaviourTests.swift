@@ -248,6 +248,32 @@ final class WinogradGradientTests: XCTestCase {
         let fast = try inputGradient(winograd: true), reference = try inputGradient(winograd: false)
         XCTAssertLessThan(zip(fast, reference).map { Swift.abs($0 - $1) }.max()!, 1e-3)
     }
+
+    /// Training's case: the weight gradient through the Winograd adjoints (both tiles, partial
+    /// tiles at the edges, several image chunks) against im2col's dY · colᵀ.
+    func testWeightGradientMatchesIm2col() throws {
+        func weightGradient(_ xs: [Int], _ ws: [Int], winograd: Bool) throws -> [Float] {
+            Conv2dSettings.winograd = winograd
+            defer { Conv2dSettings.winograd = true }
+            let x = try Noise.randn(xs, seed: 4), w = try Noise.randn(ws, seed: 5).requiringGrad()
+            let seed = try Noise.randn([xs[0], ws[0], xs[2], xs[3]], seed: 6)
+            try x.conv2d(weight: w, padding: (1, 1)).backward(seed: seed)
+            return try XCTUnwrap(w.grad).toArray()
+        }
+        let budget = Conv2dSettings.winogradBudget
+        defer { Conv2dSettings.winogradTile = nil; Conv2dSettings.winogradBudget = budget }
+        for (tile, chunkBytes) in [(2, budget), (4, budget), (4, 200_000)] {
+            Conv2dSettings.winogradTile = tile
+            Conv2dSettings.winogradBudget = chunkBytes   // 200 kB: a few images per chunk
+            for (xs, ws) in [([26, 8, 7, 9], [10, 8, 3, 3]), ([9, 12, 16, 12], [8, 12, 3, 3]), ([64, 9, 4, 5], [8, 9, 3, 3])] {
+                let fast = try weightGradient(xs, ws, winograd: true), reference = try weightGradient(xs, ws, winograd: false)
+                XCTAssertEqual(fast.count, reference.count)
+                // Relative to the largest entry (sums over thousands of products).
+                let scale = reference.map(Swift.abs).max()!
+                XCTAssertLessThan(zip(fast, reference).map { Swift.abs($0 - $1) }.max()! / scale, 1e-5, "tile \(tile), \(xs) * \(ws)")
+            }
+        }
+    }
 }
 
 /// The forward convolution's paths (per-image im2col, images batched into one GEMM for small

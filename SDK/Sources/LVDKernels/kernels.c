@@ -373,6 +373,89 @@ LVDK_CLONES void lvdk_winograd43_output(const float *M, size_t K, size_t ld, siz
     }
 }
 
+// ---- The weight gradient through either Winograd form (Lavin & Gray §5) ----
+// Y = Aᵀ [U ⊙ V] A with U = G g Gᵀ is linear in g, so for a loss L:
+//   ∂L/∂U = Σ over tiles (A ∂Y Aᵀ) ⊙ V        (one GEMM per plane: Z_i · V_iᵀ)
+//   ∂L/∂g = Gᵀ (∂L/∂U) G.
+// The two transforms below are the adjoints of the output and weight transforms, for output
+// tiles of m = 2 or 4, read from these tables (Aᵀ is m × (m+2), G is (m+2) × 3).
+static const float winograd_at2[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+static const float winograd_at4[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+static const float winograd_g2[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+static const float winograd_g4[6][3] = {{0.25f, 0, 0}, {-1.0f / 6, -1.0f / 6, -1.0f / 6}, {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+                                        {1.0f / 24, 1.0f / 12, 1.0f / 6}, {1.0f / 24, -1.0f / 12, 1.0f / 6}, {0, 0, 1}};
+
+// Z = A ∂Y Aᵀ for every m×m tile of output channels k0 … k1−1 of one image (∂Y is K×H×W;
+// rows and columns past the plane are zeros), into Z[(m+2)²][K][ld] at tile p0 + ty·TW + tx.
+LVDK_CLONES void lvdk_winograd_output_adjoint(const float *dy, size_t K, size_t H, size_t W, size_t m, size_t k0,
+                                              size_t k1, float *Z, size_t ld, size_t p0) {
+    size_t n = m + 2, TH = (H + m - 1) / m, TW = (W + m - 1) / m, PW = TW * m;
+    const float *at = m == 4 ? &winograd_at4[0][0] : &winograd_at2[0][0];
+    float rows[4][PW], t[6][PW], phase[4][TW];
+    for (size_t k = k0; k < k1; k++) {
+        const float *plane = dy + k * H * W;
+        for (size_t ty = 0; ty < TH; ty++) {
+            for (size_t i = 0; i < m; i++) {
+                size_t y = m * ty + i;
+                memset(rows[i], 0, PW * sizeof(float));
+                if (y < H) memcpy(rows[i], plane + y * W, W * sizeof(float));
+            }
+            // t = A ∂Y down the columns: t[j] = Σ_i Aᵀ[i][j] · row i.
+            for (size_t j = 0; j < n; j++) {
+                float *tj = t[j];
+                for (size_t x = 0; x < PW; x++) tj[x] = 0;
+                for (size_t i = 0; i < m; i++) {
+                    float a = at[i * n + j];
+                    if (a == 0) continue;
+                    const float *r = rows[i];
+                    for (size_t x = 0; x < PW; x++) tj[x] += a * r[x];
+                }
+            }
+            // Z = t Aᵀ along each tile's m columns, on the row's m phases (contiguous loops).
+            for (size_t j = 0; j < n; j++) {
+                for (size_t q = 0; q < m; q++)
+                    for (size_t tx = 0; tx < TW; tx++) phase[q][tx] = t[j][m * tx + q];
+                for (size_t l = 0; l < n; l++) {
+                    float *z = Z + ((j * n + l) * K + k) * ld + p0 + ty * TW;
+                    for (size_t tx = 0; tx < TW; tx++) z[tx] = 0;
+                    for (size_t q = 0; q < m; q++) {
+                        float a = at[q * n + l];
+                        if (a == 0) continue;
+                        const float *p = phase[q];
+                        for (size_t tx = 0; tx < TW; tx++) z[tx] += a * p[tx];
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ∂g = Gᵀ ∂U G for output channels k0 … k1−1 (∂U is [(m+2)²][K][C], ∂g is K×C×3×3).
+LVDK_CLONES void lvdk_winograd_weights_adjoint(const float *dU, size_t K, size_t C, size_t m, size_t k0, size_t k1,
+                                               float *dg) {
+    size_t n = m + 2, planeSize = K * C;
+    const float *g = m == 4 ? &winograd_g4[0][0] : &winograd_g2[0][0];
+    for (size_t k = k0; k < k1; k++) {
+        for (size_t c = 0; c < C; c++) {
+            const float *u = dU + k * C + c;
+            float r[3][6];
+            for (size_t a = 0; a < 3; a++)
+                for (size_t j = 0; j < n; j++) {
+                    float total = 0;
+                    for (size_t i = 0; i < n; i++) total += g[i * 3 + a] * u[(i * n + j) * planeSize];
+                    r[a][j] = total;
+                }
+            float *out = dg + (k * C + c) * 9;
+            for (size_t a = 0; a < 3; a++)
+                for (size_t b = 0; b < 3; b++) {
+                    float total = 0;
+                    for (size_t j = 0; j < n; j++) total += r[a][j] * g[j * 3 + b];
+                    out[a * 3 + b] = total;
+                }
+        }
+    }
+}
+
 // GEGLU over rows of 2d values (value half, then gate half): y = value · gelu(gate).
 LVDK_CLONES void lvdk_geglu_rows(const float *x, float *y, size_t rows, size_t d) {
     for (size_t r = 0; r < rows; r++) {

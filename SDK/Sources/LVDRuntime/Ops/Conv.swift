@@ -234,10 +234,12 @@ func conv2dBackward(_ g: ConvGeometry, x: Tensor, weight: Tensor, dy: Tensor, ne
         }
         dxWinograd = try dy.conv2d(weight: flipped, padding: (1, 1))
     }
+    let winogradWeight = needWeight && Winograd.applies(g) && Conv2dSettings.winograd
+    let dwWinograd = winogradWeight ? try Winograd.weightGradient(x, dy, g) : nil
     let dx = needInput && !flippedInputGrad ? try Tensor.zeros([g.n, g.c, g.h, g.w]) : nil
-    let dw = needWeight ? try Tensor.zeros([g.o, g.cg, g.kh, g.kw]) : nil
-    // Nothing left for the im2col loop when Winograd gave dX and no dW is wanted (guidance).
-    guard dx != nil || dw != nil else { return (dxWinograd, nil) }
+    let dw = needWeight && !winogradWeight ? try Tensor.zeros([g.o, g.cg, g.kh, g.kw]) : nil
+    // Nothing left for the im2col loop when Winograd gave what is wanted.
+    guard dx != nil || dw != nil else { return (dxWinograd, dwWinograd) }
     let column = try Tensor.empty([g.k, plane])
     for image in 0..<g.n {
         for group in 0..<g.groups {
@@ -264,7 +266,7 @@ func conv2dBackward(_ g: ConvGeometry, x: Tensor, weight: Tensor, dy: Tensor, ne
             }
         }
     }
-    return (dxWinograd ?? dx, dw)
+    return (dxWinograd ?? dx, dwWinograd ?? dw)
 }
 
 extension Tensor {
@@ -292,6 +294,9 @@ public enum Conv2dSettings {
     /// Output tile of every Winograd convolution: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3)
     /// (LVD_WINOGRAD_TILE); nil chooses by shape.
     nonisolated(unsafe) public static var winogradTile: Int? = ProcessInfo.processInfo.environment["LVD_WINOGRAD_TILE"].flatMap { Int($0) }
+    /// Bytes of transformed tiles and products a Winograd convolution keeps at once (images are
+    /// processed in chunks of this size).
+    nonisolated(unsafe) public static var winogradBudget = 256 << 20
     /// Output planes below this many values are convolved several images per GEMM.
     nonisolated(unsafe) public static var batchedPlane = 256
     /// Bytes of column matrix and product a batched convolution keeps at once.
