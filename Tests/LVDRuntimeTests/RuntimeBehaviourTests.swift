@@ -355,7 +355,6 @@ final class FusedAttentionTests: XCTestCase {
 
     func testHeadsReadInPlaceAndOutputInTheQueryLayout() throws {
         // (n, L, heads, d) projections seen as (n, heads, L, d), as the UNet's attention makes them.
-        // (n · heads ≥ 32: the batches the fused kernel takes.)
         let (n, l, s, heads, d) = (4, 300, 7, 8, 8)
         let q = try Noise.randn([n, l, heads, d], seed: 1).permuted([0, 2, 1, 3])
         let k = try Noise.randn([n, s, heads, d], seed: 2).permuted([0, 2, 1, 3])
@@ -371,8 +370,17 @@ final class FusedAttentionTests: XCTestCase {
     func testContiguousAndBroadcastFreeBatches() throws {
         try compare(Noise.randn([8, 4, 33, 5], seed: 5), Noise.randn([8, 4, 40, 5], seed: 6), Noise.randn([8, 4, 40, 6], seed: 7))
         try compare(Noise.randn([32, 9, 16], seed: 8), Noise.randn([32, 9, 16], seed: 9), Noise.randn([32, 9, 16], seed: 10))
-        // Below the fused batch: the blocked path, the same values.
-        try compare(Noise.randn([2, 3, 40, 8], seed: 11), Noise.randn([2, 3, 50, 8], seed: 12), Noise.randn([2, 3, 50, 8], seed: 13))
+        // A key read transposed (last stride ≠ 1) is not the fused kernel's: the general path.
+        let keyT = try Noise.randn([2, 3, 8, 50], seed: 12).transposed(-2, -1)
+        try compare(Noise.randn([2, 3, 40, 8], seed: 11), keyT, Noise.randn([2, 3, 50, 8], seed: 13))
+    }
+
+    /// Batches of every size (one head to thousands of short temporal sequences), key
+    /// sequences of one to several hundred, odd row counts and widths.
+    func testShortAndLongKeySequences() throws {
+        for (lq, lk, d, dv) in [(16, 16, 64, 64), (33, 1, 8, 20), (7, 17, 12, 3), (5, 64, 16, 16), (5, 65, 16, 16), (3, 100, 9, 33)] {
+            try compare(Noise.randn([3, 2, lq, d], seed: UInt64(lq)), Noise.randn([3, 2, lk, d], seed: UInt64(lk)), Noise.randn([3, 2, lk, dv], seed: UInt64(dv)))
+        }
     }
 }
 

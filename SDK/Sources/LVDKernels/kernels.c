@@ -124,8 +124,14 @@ LVDK_CLONES void lvdk_softmax_rows(const float *x, float *y, size_t rows, size_t
         float *out = y + r * n;
         float peak = lvdk_max(in, n);
         if (peak == -INFINITY) peak = 0;
-        // Separate loops: each vectorises (a sum inside the exp loop would not).
-        for (size_t j = 0; j < n; j++) out[j] = fast_exp(in[j] - peak);
+        // Separate loops: each vectorises (a sum inside the exp loop would not). In place (the
+        // fused attention's scores) the two-pointer loop would fail clang's overlap check and
+        // run scalar, so that case reads and writes through one pointer.
+        if (in == out) {
+            for (size_t j = 0; j < n; j++) out[j] = fast_exp(out[j] - peak);
+        } else {
+            for (size_t j = 0; j < n; j++) out[j] = fast_exp(in[j] - peak);
+        }
         float total = lvdk_sum(out, n);
         if (log) {
             float shift = peak + logf(total);

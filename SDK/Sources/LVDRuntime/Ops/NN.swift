@@ -166,11 +166,6 @@ extension Tensor {
         return Tensor.record(output, .gather(inputShape: shape, indices: IndexBox(positions)), [self])
     }
 
-    /// Products (batch · heads) from which inference attention runs fused: the UNet's (160 and
-    /// more per layer at 16 frames) run faster fused (self-attention at 32×32, all layers:
-    /// 3.1 s against 4.0 s); a batch of 10 heads ran faster blocked (0.021 s against 0.037 s).
-    static let fusedAttentionBatch = 32
-
     /// Score elements per block of the blocked inference path of `attention` (16 MB of f32).
     static let attentionBlockElements = 4 << 20
 
@@ -187,7 +182,7 @@ extension Tensor {
         let rank = query.rank, lq = query.shape[rank - 2], lk = key.shape[rank - 2]
         let batch = query.shape.dropLast(2).reduce(1, *)
         let recording = GradMode.isEnabled && (query.requiresGrad || key.requiresGrad || value.requiresGrad || mask?.requiresGrad == true)
-        if !recording && !returnProbabilities && mask == nil && batch >= Self.fusedAttentionBatch,
+        if !recording && !returnProbabilities && mask == nil,
            let fused = try fusedAttention(query: query, key: key, value: value, scale: scale ?? 1 / Float(d).squareRoot()) {
             return (fused, nil)
         }
