@@ -249,6 +249,22 @@ final class WinogradGradientTests: XCTestCase {
         XCTAssertLessThan(zip(fast, reference).map { Swift.abs($0 - $1) }.max()!, 1e-3)
     }
 
+    /// The temporal (3, 1) kernel's dX is its flipped convolution too (Winograd along frames).
+    func testTemporalInputGradientMatchesIm2col() throws {
+        let x = try Noise.randn([2, 8, 7, 24], seed: 7), w = try Noise.randn([10, 8, 3, 1], seed: 8)
+        let seed = try Noise.randn([2, 10, 7, 24], seed: 9)
+        func inputGradient(winograd: Bool) throws -> [Float] {
+            Conv2dSettings.winograd = winograd
+            defer { Conv2dSettings.winograd = true }
+            let input = x.detached().requiringGrad()
+            try input.conv2d(weight: w, padding: (1, 0)).backward(seed: seed)
+            return try XCTUnwrap(input.grad).toArray()
+        }
+        let fast = try inputGradient(winograd: true), reference = try inputGradient(winograd: false)
+        let scale = reference.map(Swift.abs).max()!
+        XCTAssertLessThan(zip(fast, reference).map { Swift.abs($0 - $1) }.max()! / scale, 1e-5)
+    }
+
     /// Training's case: the weight gradient through the Winograd adjoints (both tiles, partial
     /// tiles at the edges, several image chunks) against im2col's dY · colᵀ.
     func testWeightGradientMatchesIm2col() throws {
@@ -333,6 +349,13 @@ final class ConvolutionPathTests: XCTestCase {
             try check([9, 12, 16, 12], [10, 12, 3, 3], padding: (1, 1))
             try check([64, 8, 4, 5], [9, 8, 3, 3], padding: (1, 1), bias: false)
         }
+    }
+
+    func testTemporalKernelByWinogradAlongFrames() throws {
+        try check([2, 8, 6, 20], [9, 8, 3, 1], padding: (1, 0))              // 6 frames: a part-filled tile
+        try check([3, 10, 4, 16], [8, 10, 3, 1], padding: (1, 0), bias: false)
+        try check([1, 8, 16, 17], [12, 8, 3, 1], padding: (1, 0))
+        try check([2, 9, 9, 16], [8, 9, 3, 1], padding: (1, 0))
     }
 
     func testLargePlanesPerImage() throws {

@@ -133,6 +133,13 @@ struct BenchCase {
             // Guidance differentiates to the input only (frozen weights).
             cases.append(BenchCase(name: "conv3x3 \(channels)@\(size) bwd input", op: "conv2d", direction: "backward-input", shapes: shapes, gflop: flop))
         }
+        // UNet3D's temporal convolution, kernel (3, 1, 1) over 16 frames of 32×32 positions, as
+        // conv2d on (batch, channels, frames, positions) with kernel (3, 1).
+        let temporal = [[2, 320, 16, 1024], [320, 320, 3, 1]]
+        let temporalFlop = 2.0 * Double(2 * 320 * 16 * 1024 * 320 * 3) / 1e9
+        cases.append(BenchCase(name: "conv temporal 320@32 16f", op: "conv2d", direction: "forward", shapes: temporal, gflop: temporalFlop))
+        cases.append(BenchCase(name: "conv temporal 320@32 16f bwd", op: "conv2d", direction: "backward", shapes: temporal, gflop: 2 * temporalFlop))
+        cases.append(BenchCase(name: "conv temporal 320@32 16f bwd input", op: "conv2d", direction: "backward-input", shapes: temporal, gflop: temporalFlop))
         // UNet attention: spatial self-attention at 32×32 and 16×16, cross-attention to 77 tokens.
         // Temporal attention: every (position, head) attends over 16 frames (32×32 latents, 5 heads).
         for (label, batch, lq, lk, d) in [("self 32×32", 10, 1024, 1024, 64), ("self 16×16", 20, 256, 256, 64), ("cross 32×32", 10, 1024, 77, 64),
@@ -157,11 +164,13 @@ struct BenchCase {
         }
         let body: () throws -> Void
         var prepare: (() throws -> Void)?
+        // Convolutions keep their size: (3, 3) pads (1, 1), the temporal (3, 1) pads (1, 0).
+        let samePadding = shapes.count > 1 && shapes[1].count == 4 ? (shapes[1][2] / 2, shapes[1][3] / 2) : (0, 0)
         switch (op, direction) {
         case ("sgemm", _):
             body = { _ = try GradMode.withoutGrad { try inputs[0].matmul(inputs[1]) } }
         case ("conv2d", "forward"):
-            body = { _ = try GradMode.withoutGrad { try inputs[0].conv2d(weight: inputs[1], padding: (1, 1)) } }
+            body = { _ = try GradMode.withoutGrad { try inputs[0].conv2d(weight: inputs[1], padding: samePadding) } }
         case ("attention", "forward"):
             body = { _ = try GradMode.withoutGrad { try Tensor.attention(query: inputs[0], key: inputs[1], value: inputs[2]) } }
         case ("group_norm", "forward"):
@@ -169,7 +178,7 @@ struct BenchCase {
         default:
             let forward: ([Tensor]) throws -> Tensor = {
                 switch op {
-                case "conv2d": return { try $0[0].conv2d(weight: $0[1], padding: (1, 1)) }
+                case "conv2d": return { try $0[0].conv2d(weight: $0[1], padding: samePadding) }
                 case "attention": return { try Tensor.attention(query: $0[0], key: $0[1], value: $0[2]).output }
                 default: return { try $0[0].groupNorm(groups: 32, weight: nil, bias: nil) }
                 }

@@ -462,6 +462,64 @@ LVDK_CLONES void lvdk_winograd_weights_adjoint(const float *dU, size_t K, size_t
     }
 }
 
+// ---- Winograd F(4, 3) along one axis: UNet3D's temporal (3, 1, 1) convolution ----
+// On (C, F, P) planes (P = H·W positions) with taps over frames, padding 1: output frames
+// 4t … 4t+3 from input frames 4t−1 … 4t+4, y = Aᵀ [(G g) ⊙ (Bᵀ d)] per position, 6 GEMMs of
+// (O × C) by (C × T·P) instead of 3 of (O × C) by (C × F·P): half the multiplications.
+// Layouts: U[6][O][C], V[6][C][T·P] (column t·P + p), M[6][O][T·P].
+static const float winograd_bt4[6][6] = {{4, 0, -5, 0, 1, 0}, {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                         {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+
+// U = G g for output channels k0 … k1−1 (g is O×C×3).
+LVDK_CLONES void lvdk_winograd1d_weights(const float *g, size_t O, size_t C, size_t k0, size_t k1, float *U) {
+    for (size_t k = k0; k < k1; k++)
+        for (size_t c = 0; c < C; c++) {
+            const float *w = g + (k * C + c) * 3;
+            for (size_t xi = 0; xi < 6; xi++)
+                U[(xi * O + k) * C + c] = winograd_g4[xi][0] * w[0] + winograd_g4[xi][1] * w[1] + winograd_g4[xi][2] * w[2];
+        }
+}
+
+// V = Bᵀ d for input channels c0 … c1−1 of one (C, F, P) image; frames outside 0 … F−1 are zeros.
+LVDK_CLONES void lvdk_winograd1d_input(const float *x, size_t C, size_t F, size_t P, size_t c0, size_t c1, float *V) {
+    size_t T = (F + 3) / 4, ld = T * P;
+    for (size_t c = c0; c < c1; c++) {
+        for (size_t t = 0; t < T; t++) {
+            for (size_t xi = 0; xi < 6; xi++) {
+                float *v = V + (xi * C + c) * ld + t * P;
+                for (size_t p = 0; p < P; p++) v[p] = 0;
+                for (size_t i = 0; i < 6; i++) {
+                    long f = (long)(4 * t + i) - 1;
+                    float a = winograd_bt4[xi][i];
+                    if (a == 0 || f < 0 || f >= (long)F) continue;
+                    const float *row = x + (c * F + (size_t)f) * P;
+                    for (size_t p = 0; p < P; p++) v[p] += a * row[p];
+                }
+            }
+        }
+    }
+}
+
+// y = Aᵀ m (+ bias) for output channels k0 … k1−1 of one (O, F, P) image; frames past F dropped.
+LVDK_CLONES void lvdk_winograd1d_output(const float *M, size_t O, size_t F, size_t P, size_t k0, size_t k1,
+                                        const float *bias, float *y) {
+    size_t T = (F + 3) / 4, ld = T * P;
+    for (size_t k = k0; k < k1; k++) {
+        float b = bias ? bias[k] : 0;
+        for (size_t t = 0; t < T; t++)
+            for (size_t j = 0; j < 4 && 4 * t + j < F; j++) {
+                float *out = y + (k * F + 4 * t + j) * P;
+                for (size_t p = 0; p < P; p++) out[p] = b;
+                for (size_t xi = 0; xi < 6; xi++) {
+                    float a = winograd_at4[j][xi];
+                    if (a == 0) continue;
+                    const float *m = M + (xi * O + k) * ld + t * P;
+                    for (size_t p = 0; p < P; p++) out[p] += a * m[p];
+                }
+            }
+    }
+}
+
 // GEGLU over rows of 2d values (value half, then gate half): y = value · gelu(gate).
 LVDK_CLONES void lvdk_geglu_rows(const float *x, float *y, size_t rows, size_t d) {
     for (size_t r = 0; r < rows; r++) {

@@ -33,6 +33,9 @@ void lvdk_winograd43_input(const float *x, size_t C, size_t H, size_t W, size_t 
 void lvdk_winograd43_output(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0, size_t k1, float *out);
 void lvdk_winograd_output_adjoint(const float *dy, size_t K, size_t H, size_t W, size_t m, size_t k0, size_t k1, float *Z, size_t ld, size_t p0);
 void lvdk_winograd_weights_adjoint(const float *dU, size_t K, size_t C, size_t m, size_t k0, size_t k1, float *dg);
+void lvdk_winograd1d_weights(const float *g, size_t O, size_t C, size_t k0, size_t k1, float *U);
+void lvdk_winograd1d_input(const float *x, size_t C, size_t F, size_t P, size_t c0, size_t c1, float *V);
+void lvdk_winograd1d_output(const float *M, size_t O, size_t F, size_t P, size_t k0, size_t k1, const float *bias, float *y);
 /// GEGLU over rows of 2d (value, gate): y = value · gelu(gate), and its gradient.
 void lvdk_geglu_rows(const float *x, float *y, size_t rows, size_t d);
 void lvdk_geglu_grad_rows(const float *g, const float *x, float *dx, size_t rows, size_t d);

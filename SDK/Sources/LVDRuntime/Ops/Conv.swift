@@ -43,6 +43,8 @@ extension Tensor {
         if Winograd.applies(g) && Conv2dSettings.winograd {
             try Winograd.forward(x, wt, g, into: output)
             if let b { addChannelBias(b, output, g) }
+        } else if Winograd.appliesAlongRows(g) && Conv2dSettings.winograd {
+            try Winograd.forwardAlongRows(x, wt, b, g, into: output)
         } else if g.groups == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pw == 0 && g.kh > 1 {
             try conv2dShiftedRows(x, wt, b, g, into: output)
         } else if g.groups == 1 && plane < Conv2dSettings.batchedPlane && g.n > 1 {
@@ -219,20 +221,23 @@ func conv2dBackward(_ g: ConvGeometry, x: Tensor, weight: Tensor, dy: Tensor, ne
     let plane = g.oh * g.ow
     // For 3×3, stride 1, padding 1, dX is itself such a convolution: of dY with the kernel
     // flipped in space and with input and output channels swapped — so Winograd applies.
-    let flippedInputGrad = needInput && Winograd.applies(g) && Winograd.applies(
-        ConvGeometry(n: g.n, c: g.o, h: g.h, w: g.w, o: g.c, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, groups: 1))
-        && Conv2dSettings.winograd
+    // The same holds for the temporal (3, 1) kernel with padding (1, 0).
+    var swapped = g
+    (swapped.c, swapped.o) = (g.o, g.c)
+    let flippedInputGrad = needInput && Conv2dSettings.winograd
+        && ((Winograd.applies(g) && Winograd.applies(swapped)) || (Winograd.appliesAlongRows(g) && Winograd.appliesAlongRows(swapped)))
     var dxWinograd: Tensor?
     if flippedInputGrad {
-        // w (o, c, 3, 3) -> w' (c, o, 3, 3) with w'[c][o][i][j] = w[o][c][2-i][2-j]
-        let flipped = try Tensor.empty([g.c, g.o, 3, 3])
+        // w (o, c, kh, kw) -> w' (c, o, kh, kw) with w'[c][o][i][j] = w[o][c][kh-1-i][kw-1-j]
+        let taps = g.kh * g.kw
+        let flipped = try Tensor.empty([g.c, g.o, g.kh, g.kw])
         let src = w.floats, dst = flipped.floats
         for o in 0..<g.o {
             for c in 0..<g.c {
-                for i in 0..<9 { dst[(c * g.o + o) * 9 + i] = src[(o * g.c + c) * 9 + (8 - i)] }
+                for i in 0..<taps { dst[(c * g.o + o) * taps + i] = src[(o * g.c + c) * taps + (taps - 1 - i)] }
             }
         }
-        dxWinograd = try dy.conv2d(weight: flipped, padding: (1, 1))
+        dxWinograd = try dy.conv2d(weight: flipped, padding: (g.ph, g.pw))
     }
     let winogradWeight = needWeight && Winograd.applies(g) && Conv2dSettings.winograd
     let dwWinograd = winogradWeight ? try Winograd.weightGradient(x, dy, g) : nil

@@ -121,4 +121,40 @@ enum Winograd {
         }
         return dw
     }
+
+    /// UNet3D's temporal convolution as conv2d sees it — kernel (3, 1), padding (1, 0), stride 1,
+    /// over four frames or more — by F(4, 3) along the frames (kernels.c): half the multiplications
+    /// of the shifted-row GEMMs.
+    static func appliesAlongRows(_ g: ConvGeometry) -> Bool {
+        g.kh == 3 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 1 && g.pw == 0 && g.groups == 1
+            && g.h >= 4 && g.c >= 8 && g.o >= 8 && g.w >= 16
+    }
+
+    /// The (3, 1) convolution of `x` (N, C, F, P) into `output` (N, O, F, P), bias added: per
+    /// image, the 6 transformed frame groups, 6 GEMMs of (O × C) by (C × T·P), the output transform.
+    static func forwardAlongRows(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, _ g: ConvGeometry, into output: Tensor) throws(TensorError) {
+        let (o, c, f, p) = (g.o, g.c, g.h, g.w)
+        let ld = ((f + 3) / 4) * p
+        let u = try Tensor.empty([6, o, c])
+        let pw = weight.floats, pu = u.floats
+        Parallel.forEachChunk(o, grain: Swift.max(1, 4096 / Swift.max(c, 1))) { range in
+            lvdk_winograd1d_weights(pw, o, c, range.lowerBound, range.upperBound, pu)
+        }
+        let v = try Tensor.empty([6, c, ld]), product = try Tensor.empty([6, o, ld])
+        let px = x.floats, pv = v.floats, pm = product.floats, out = output.floats
+        let pb: UnsafePointer<Float>? = bias.map { UnsafePointer($0.floats) }
+        for image in 0..<g.n {
+            let source = px + image * c * f * p, target = out + image * o * f * p
+            Parallel.forEachChunk(c, grain: Swift.max(1, 16_384 / Swift.max(ld, 1))) { range in
+                lvdk_winograd1d_input(source, c, f, p, range.lowerBound, range.upperBound, pv)
+            }
+            for i in 0..<6 {
+                BLAS.gemm(transA: false, transB: false, m: o, n: ld, k: c, a: pu + i * o * c, lda: c,
+                          b: pv + i * c * ld, ldb: ld, c: pm + i * o * ld, ldc: ld)
+            }
+            Parallel.forEachChunk(o, grain: Swift.max(1, 16_384 / Swift.max(f * p, 1))) { range in
+                lvdk_winograd1d_output(pm, o, f, p, range.lowerBound, range.upperBound, pb, target)
+            }
+        }
+    }
 }
