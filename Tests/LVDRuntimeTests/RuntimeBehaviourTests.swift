@@ -273,7 +273,7 @@ final class WinogradGradientTests: XCTestCase {
             defer { Conv2dSettings.winograd = true }
             let x = try Noise.randn(xs, seed: 4), w = try Noise.randn(ws, seed: 5).requiringGrad()
             let seed = try Noise.randn([xs[0], ws[0], xs[2], xs[3]], seed: 6)
-            try x.conv2d(weight: w, padding: (1, 1)).backward(seed: seed)
+            try x.conv2d(weight: w, padding: (1, ws[3] / 2)).backward(seed: seed)
             return try XCTUnwrap(w.grad).toArray()
         }
         let budget = Conv2dSettings.winogradBudget
@@ -281,7 +281,8 @@ final class WinogradGradientTests: XCTestCase {
         for (tile, chunkBytes) in [(2, budget), (4, budget), (4, 200_000)] {
             Conv2dSettings.winogradTile = tile
             Conv2dSettings.winogradBudget = chunkBytes   // 200 kB: a few images per chunk
-            for (xs, ws) in [([26, 8, 7, 9], [10, 8, 3, 3]), ([9, 12, 16, 12], [8, 12, 3, 3]), ([64, 9, 4, 5], [8, 9, 3, 3])] {
+            for (xs, ws) in [([26, 8, 7, 9], [10, 8, 3, 3]), ([9, 12, 16, 12], [8, 12, 3, 3]), ([64, 9, 4, 5], [8, 9, 3, 3]),
+                             ([3, 8, 6, 20], [9, 8, 3, 1]), ([2, 10, 8, 16], [8, 10, 3, 1])] {   // temporal: along frames
                 let fast = try weightGradient(xs, ws, winograd: true), reference = try weightGradient(xs, ws, winograd: false)
                 XCTAssertEqual(fast.count, reference.count)
                 // Relative to the largest entry (sums over thousands of products).
@@ -425,5 +426,29 @@ final class OpProfileTests: XCTestCase {
         OpProfile.enabled = false
         _ = try a.matmul(b)
         XCTAssertEqual(OpProfile.entries().first { $0.op == "matmul" }?.calls, 3, "nothing charged while off")
+    }
+}
+
+/// Inference group norm (statistics, affine and SiLU in one kernel) against the recorded path
+/// (normalise, then multiply, add and SiLU as separate ops on the tape).
+final class GroupNormInferenceTests: XCTestCase {
+    func testOneKernelMatchesTheRecordedOps() throws {
+        let x = try Noise.randn([2, 12, 3, 5, 7], seed: 1) * 3 + 1
+        let weight = try Noise.randn([12], seed: 2), bias = try Noise.randn([12], seed: 3)
+        for (w, b) in [(weight, bias), (nil, nil), (weight, nil)] as [(Tensor?, Tensor?)] {
+            for silu in [false, true] {
+                let fused = try GradMode.withoutGrad { try x.groupNorm(groups: 4, weight: w, bias: b, eps: 1e-5, thenSiLU: silu) }
+                let taped = try x.detached().requiringGrad().groupNorm(groups: 4, weight: w, bias: b, eps: 1e-5, thenSiLU: silu)
+                XCTAssertTrue(taped.requiresGrad)
+                XCTAssertEqual(fused.shape, taped.shape)
+                let (a, c) = (try fused.toArray(), try taped.toArray())
+                XCTAssertLessThan(zip(a, c).map { Swift.abs($0 - $1) }.max()!, 1e-5, "weight \(w != nil), bias \(b != nil), silu \(silu)")
+            }
+        }
+        // A permuted (non-contiguous) input, as the temporal transformer's norm sees it.
+        let view = try x.permuted([0, 2, 1, 3, 4])
+        let fused = try GradMode.withoutGrad { try view.groupNorm(groups: 3, weight: nil, bias: nil) }
+        let taped = try view.detached().requiringGrad().groupNorm(groups: 3, weight: nil, bias: nil)
+        XCTAssertLessThan(zip(try fused.toArray(), try taped.toArray()).map { Swift.abs($0 - $1) }.max()!, 1e-5)
     }
 }

@@ -95,26 +95,63 @@ LVDK_CLONES float lvdk_max(const float *x, size_t n) {
     return best;
 }
 
+// Mean and 1/√(biased variance + eps) of n values, in two passes: the mean, then squared
+// deviations (stable for large means).
+static inline void row_stats(const float *in, size_t n, float eps, float *mean_out, float *rstd_out) {
+    float mean = lvdk_sum(in, n) / (float)(n ? n : 1);
+    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            float d = in[i + k] - mean;
+            lanes[k] += d * d;
+        }
+    float squares = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    for (; i < n; i++) squares += (in[i] - mean) * (in[i] - mean);
+    *mean_out = mean;
+    *rstd_out = 1.0f / sqrtf(squares / (float)(n ? n : 1) + eps);
+}
+
 LVDK_CLONES void lvdk_normalize_rows(const float *x, float *y, size_t rows, size_t n, float eps, float *mean_out,
                                      float *rstd_out) {
     for (size_t r = 0; r < rows; r++) {
         const float *in = x + r * n;
         float *out = y + r * n;
-        // Two passes: the mean, then squared deviations (stable for large means).
-        float mean = lvdk_sum(in, n) / (float)(n ? n : 1);
-        float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        size_t i = 0;
-        for (; i + 8 <= n; i += 8)
-            for (int k = 0; k < 8; k++) {
-                float d = in[i + k] - mean;
-                lanes[k] += d * d;
-            }
-        float squares = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-        for (; i < n; i++) squares += (in[i] - mean) * (in[i] - mean);
-        float rstd = 1.0f / sqrtf(squares / (float)(n ? n : 1) + eps);
+        float mean, rstd;
+        row_stats(in, n, eps, &mean, &rstd);
         for (size_t j = 0; j < n; j++) out[j] = (in[j] - mean) * rstd;
         mean_out[r] = mean;
         rstd_out[r] = rstd;
+    }
+}
+
+// Inference group norm: rows first … first+rows−1 of (sample, group), each `channels` channels of
+// `plane` values; the per-channel affine (weight, bias: null for none) and, when `silu`, SiLU are
+// folded into the one pass that writes y — no normalised intermediate, no separate passes.
+LVDK_CLONES void lvdk_group_norm_rows(const float *x, float *y, size_t first, size_t rows, size_t groups,
+                                      size_t channels, size_t plane, float eps, const float *weight,
+                                      const float *bias, int silu) {
+    size_t n = channels * plane;
+    for (size_t r = first; r < first + rows; r++) {
+        const float *in = x + r * n;
+        float *out = y + r * n;
+        float mean, rstd;
+        row_stats(in, n, eps, &mean, &rstd);
+        for (size_t ch = 0; ch < channels; ch++) {
+            size_t channel = (r % groups) * channels + ch;
+            float a = rstd * (weight ? weight[channel] : 1.0f);
+            float b = (bias ? bias[channel] : 0.0f) - mean * a;
+            const float *src = in + ch * plane;
+            float *dst = out + ch * plane;
+            if (silu) {
+                for (size_t j = 0; j < plane; j++) {
+                    float v = src[j] * a + b;
+                    dst[j] = v / (1.0f + fast_exp(-v));
+                }
+            } else {
+                for (size_t j = 0; j < plane; j++) dst[j] = src[j] * a + b;
+            }
+        }
     }
 }
 
@@ -518,6 +555,36 @@ LVDK_CLONES void lvdk_winograd1d_output(const float *M, size_t O, size_t F, size
                 }
             }
     }
+}
+
+// Its weight gradient, as in two dimensions: Z = A ∂Y per frame tile (output channels k0 … k1−1
+// of one (O, F, P) image, frames past F zero) into Z[6][O][T·P]; ∂U_ξ = Σ Z_ξ · V_ξᵀ by GEMM;
+// then ∂g = Gᵀ ∂U.
+LVDK_CLONES void lvdk_winograd1d_output_adjoint(const float *dy, size_t O, size_t F, size_t P, size_t k0, size_t k1,
+                                                float *Z) {
+    size_t T = (F + 3) / 4, ld = T * P;
+    for (size_t k = k0; k < k1; k++)
+        for (size_t t = 0; t < T; t++)
+            for (size_t xi = 0; xi < 6; xi++) {
+                float *z = Z + (xi * O + k) * ld + t * P;
+                for (size_t p = 0; p < P; p++) z[p] = 0;
+                for (size_t j = 0; j < 4 && 4 * t + j < F; j++) {
+                    float a = winograd_at4[j][xi];
+                    if (a == 0) continue;
+                    const float *row = dy + (k * F + 4 * t + j) * P;
+                    for (size_t p = 0; p < P; p++) z[p] += a * row[p];
+                }
+            }
+}
+
+LVDK_CLONES void lvdk_winograd1d_weights_adjoint(const float *dU, size_t O, size_t C, size_t k0, size_t k1, float *dg) {
+    for (size_t k = k0; k < k1; k++)
+        for (size_t c = 0; c < C; c++)
+            for (size_t i = 0; i < 3; i++) {
+                float total = 0;
+                for (size_t xi = 0; xi < 6; xi++) total += winograd_g4[xi][i] * dU[(xi * O + k) * C + c];
+                dg[(k * C + c) * 3 + i] = total;
+            }
 }
 
 // GEGLU over rows of 2d values (value half, then gate half): y = value · gelu(gate).

@@ -127,7 +127,7 @@ public final class VAEEncoder: Module {
             for resnet in block.resnets { x = try resnet(x) }
             for down in block.downsamplers { x = try down(x) }
         }
-        return try convOut(convNormOut(midBlock(x)).silu())
+        return try convOut(convNormOut(midBlock(x), thenSiLU: true))
     }
 
     init(_ config: AutoencoderKLConfiguration) {
@@ -164,7 +164,7 @@ public final class VAEDecoder: Module {
             for resnet in block.resnets { x = try resnet(x) }
             for up in block.upsamplers { x = try up(x) }
         }
-        return try convOut(convNormOut(x).silu())
+        return try convOut(convNormOut(x, thenSiLU: true))
     }
 
     init(_ config: AutoencoderKLConfiguration) {

@@ -61,8 +61,9 @@ public final class GroupNorm: Module {
     public private(set) var groups = 1, eps: Float = 1e-5
 
     /// Over (N, C, …): statistics per sample and group of channels, all further axes included.
-    public func callAsFunction(_ x: Tensor) throws(TensorError) -> Tensor {
-        try x.groupNorm(groups: groups, weight: weight.tensor, bias: bias.tensor, eps: eps)
+    /// `thenSiLU`: SiLU of the result, folded into the normalisation's pass in inference.
+    public func callAsFunction(_ x: Tensor, thenSiLU: Bool = false) throws(TensorError) -> Tensor {
+        try x.groupNorm(groups: groups, weight: weight.tensor, bias: bias.tensor, eps: eps, thenSiLU: thenSiLU)
     }
 
     public init(groups: Int, channels: Int, eps: Float) {

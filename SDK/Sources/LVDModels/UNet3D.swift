@@ -185,13 +185,13 @@ public final class ResnetBlock2D: Module {
     /// GN → SiLU → conv1 [+ Linear(SiLU(temb)) per channel] → GN → SiLU → conv2, plus the
     /// (1×1-projected when channels change) input. x (N, C, H, W), temb (N, T).
     public func callAsFunction(_ x: Tensor, timeEmbedding: Tensor? = nil) throws(TensorError) -> Tensor {
-        var h = try conv1(norm1(x).silu())
+        var h = try conv1(norm1(x, thenSiLU: true))
         if let timeEmbProj, let timeEmbedding {
             // (n, c) -> (n, c, 1, 1)
             let t = try timeEmbProj(timeEmbedding.silu())
             h = try h + t.reshaped([t.shape[0], t.shape[1], 1, 1])
         }
-        h = try conv2(norm2(h).silu())
+        h = try conv2(norm2(h, thenSiLU: true))
         return try (convShortcut.map { shortcut throws(TensorError) in try shortcut(x) } ?? x) + h
     }
 
@@ -234,7 +234,7 @@ public final class TemporalConvLayer: Module {
         // (b f) c h w -> b f c h w -> b c f h w
         let video = try x.reshaped([bf / frames, frames, c, h, w]).permuted([0, 2, 1, 3, 4])
         var y = video
-        for stage in [conv1, conv2, conv3, conv4] { y = try stage.conv(stage.norm(y).silu()) }
+        for stage in [conv1, conv2, conv3, conv4] { y = try stage.conv(stage.norm(y, thenSiLU: true)) }
         // b c f h w -> b f c h w -> (b f) c h w
         return try (video + y).permuted([0, 2, 1, 3, 4]).reshaped([bf, c, h, w])
     }
@@ -471,7 +471,7 @@ public final class UNet3DConditionModel: Module {
             }
             for up in block.upsamplers { x = try up(x) }
         }
-        x = try convOut(convNormOut(x).silu())
+        x = try convOut(convNormOut(x, thenSiLU: true))
         // (b f) c h w -> b f c h w -> b c f h w
         let sample = try x.reshaped([b, frames, x.shape[1], h, w]).permuted([0, 2, 1, 3, 4])
         return Output(sample: sample, attention: captured)

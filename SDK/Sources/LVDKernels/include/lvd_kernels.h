@@ -13,6 +13,8 @@ void lvdk_silu_grad(const float *g, const float *x, float *y, size_t n);
 void lvdk_gelu_grad(const float *g, const float *x, float *y, size_t n);
 /// Softmax (or log-softmax when `log` is non-zero) of `rows` contiguous rows of length n.
 void lvdk_softmax_rows(const float *x, float *y, size_t rows, size_t n, int log);
+void lvdk_group_norm_rows(const float *x, float *y, size_t first, size_t rows, size_t groups, size_t channels, size_t plane,
+                          float eps, const float *weight, const float *bias, int silu);
 
 /// Sum and maximum (−inf when empty) of n floats.
 float lvdk_sum(const float *x, size_t n);
@@ -36,6 +38,8 @@ void lvdk_winograd_weights_adjoint(const float *dU, size_t K, size_t C, size_t m
 void lvdk_winograd1d_weights(const float *g, size_t O, size_t C, size_t k0, size_t k1, float *U);
 void lvdk_winograd1d_input(const float *x, size_t C, size_t F, size_t P, size_t c0, size_t c1, float *V);
 void lvdk_winograd1d_output(const float *M, size_t O, size_t F, size_t P, size_t k0, size_t k1, const float *bias, float *y);
+void lvdk_winograd1d_output_adjoint(const float *dy, size_t O, size_t F, size_t P, size_t k0, size_t k1, float *Z);
+void lvdk_winograd1d_weights_adjoint(const float *dU, size_t O, size_t C, size_t k0, size_t k1, float *dg);
 /// GEGLU over rows of 2d (value, gate): y = value · gelu(gate), and its gradient.
 void lvdk_geglu_rows(const float *x, float *y, size_t rows, size_t d);
 void lvdk_geglu_grad_rows(const float *g, const float *x, float *dx, size_t rows, size_t d);

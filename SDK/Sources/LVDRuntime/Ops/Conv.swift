@@ -239,8 +239,9 @@ func conv2dBackward(_ g: ConvGeometry, x: Tensor, weight: Tensor, dy: Tensor, ne
         }
         dxWinograd = try dy.conv2d(weight: flipped, padding: (g.ph, g.pw))
     }
-    let winogradWeight = needWeight && Winograd.applies(g) && Conv2dSettings.winograd
-    let dwWinograd = winogradWeight ? try Winograd.weightGradient(x, dy, g) : nil
+    let winogradWeight = needWeight && Conv2dSettings.winograd && (Winograd.applies(g) || Winograd.appliesAlongRows(g))
+    let dwWinograd = !winogradWeight ? nil
+        : Winograd.applies(g) ? try Winograd.weightGradient(x, dy, g) : try Winograd.weightGradientAlongRows(x, dy, g)
     let dx = needInput && !flippedInputGrad ? try Tensor.zeros([g.n, g.c, g.h, g.w]) : nil
     let dw = needWeight && !winogradWeight ? try Tensor.zeros([g.o, g.cg, g.kh, g.kw]) : nil
     // Nothing left for the im2col loop when Winograd gave what is wanted.

@@ -63,8 +63,9 @@ extension Tensor {
     }
 
     /// Group norm of (N, C, …) with `groups` groups over channels and all further axes; optional
-    /// per-channel weight and bias.
-    public func groupNorm(groups: Int, weight: Tensor?, bias: Tensor?, eps: Float = 1e-5) throws(TensorError) -> Tensor {
+    /// per-channel weight and bias; `thenSiLU` applies SiLU to the result (UNet resnets and
+    /// temporal convolutions), in the same pass when nothing is recorded.
+    public func groupNorm(groups: Int, weight: Tensor?, bias: Tensor?, eps: Float = 1e-5, thenSiLU: Bool = false) throws(TensorError) -> Tensor {
         try requireF32("group_norm")
         guard rank >= 2, groups > 0, shape[1] % groups == 0 else {
             throw .invalidArgument(op: "group_norm", "shape \(shape) with \(groups) groups (channels must divide)")
@@ -74,9 +75,32 @@ extension Tensor {
             throw .shapeMismatch(op: "group_norm", "parameter \(p.shape) for \(channels) channels")
         }
         let length = count / Swift.max(shape[0] * groups, 1)
+        let recording = GradMode.isEnabled && (requiresGrad || weight?.requiresGrad == true || bias?.requiresGrad == true)
+        if !recording && [weight, bias].allSatisfy({ $0 == nil || $0!.dtype == .f32 }) {
+            return try groupNormInference(groups: groups, weight: weight, bias: bias, eps: eps, thenSiLU: thenSiLU)
+        }
         let (normalized, stats) = try normalizeRows(rows: shape[0] * groups, length: length, eps: eps)
         let y = Tensor.record(normalized, .normalize(stats, groupSize: length), [self])
-        return try affine(y, weight: weight, bias: bias, channelAxis: 1)
+        let result = try affine(y, weight: weight, bias: bias, channelAxis: 1)
+        return thenSiLU ? try result.silu() : result
+    }
+
+    /// Statistics, affine and SiLU in one kernel (lvdk_group_norm_rows), threaded over
+    /// (sample, group) rows; records nothing.
+    private func groupNormInference(groups: Int, weight: Tensor?, bias: Tensor?, eps: Float, thenSiLU: Bool) throws(TensorError) -> Tensor {
+        let source = try self.contiguous()
+        let params = try [weight, bias].map { p throws(TensorError) in try p?.contiguous() }
+        let output = try Tensor.empty(shape)
+        let rows = shape[0] * groups, channels = shape[1] / groups
+        let plane = count / Swift.max(shape[0] * shape[1], 1)
+        let src = source.floats, dst = output.floats
+        let pw: UnsafePointer<Float>? = params[0].map { UnsafePointer($0.floats) }
+        let pb: UnsafePointer<Float>? = params[1].map { UnsafePointer($0.floats) }
+        Parallel.forEachChunk(rows, grain: Swift.max(1, 16_384 / Swift.max(channels * plane, 1))) { range in
+            lvdk_group_norm_rows(src, dst, range.lowerBound, range.count, groups, channels, plane, eps, pw, pb, thenSiLU ? 1 : 0)
+        }
+        if OpProfile.enabled { OpProfile.charge("group_norm", shape) }
+        return output
     }
 
     /// Normalises `rows` contiguous rows of `length` to zero mean and unit variance (biased).

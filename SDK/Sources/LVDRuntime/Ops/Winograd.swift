@@ -157,4 +157,33 @@ enum Winograd {
             }
         }
     }
+
+    /// ∂L/∂weight (O, C, 3, 1) of `forwardAlongRows` given ∂L/∂Y `dy` (both contiguous): per image
+    /// the input's and ∂Y's frame-tile transforms, 6 GEMMs accumulated over the images, then Gᵀ ∂U.
+    static func weightGradientAlongRows(_ x: Tensor, _ dy: Tensor, _ g: ConvGeometry) throws(TensorError) -> Tensor {
+        let (o, c, f, p) = (g.o, g.c, g.h, g.w)
+        let ld = ((f + 3) / 4) * p
+        let du = try Tensor.empty([6, o, c])
+        let v = try Tensor.empty([6, c, ld]), z = try Tensor.empty([6, o, ld])
+        let px = x.floats, pdy = dy.floats, pv = v.floats, pz = z.floats, pu = du.floats
+        for image in 0..<g.n {
+            let source = px + image * c * f * p, gradient = pdy + image * o * f * p
+            Parallel.forEachChunk(c, grain: Swift.max(1, 16_384 / Swift.max(ld, 1))) { range in
+                lvdk_winograd1d_input(source, c, f, p, range.lowerBound, range.upperBound, pv)
+            }
+            Parallel.forEachChunk(o, grain: Swift.max(1, 16_384 / Swift.max(ld, 1))) { range in
+                lvdk_winograd1d_output_adjoint(gradient, o, f, p, range.lowerBound, range.upperBound, pz)
+            }
+            for i in 0..<6 {
+                BLAS.gemm(transA: false, transB: true, m: o, n: c, k: ld, a: pz + i * o * ld, lda: ld,
+                          b: pv + i * c * ld, ldb: ld, beta: image == 0 ? 0 : 1, c: pu + i * o * c, ldc: c)
+            }
+        }
+        let dw = try Tensor.empty([o, c, 3, 1])
+        let pw = dw.floats
+        Parallel.forEachChunk(o, grain: Swift.max(1, 4096 / Swift.max(c, 1))) { range in
+            lvdk_winograd1d_weights_adjoint(pu, o, c, range.lowerBound, range.upperBound, pw)
+        }
+        return dw
+    }
 }
