@@ -1,6 +1,9 @@
 // Loops written so clang vectorises them (no branches, no calls but inline helpers), built
 // for AVX-512, AVX2 and the baseline; the loader picks the best the CPU has (ifunc), so no
-// AVX-512 instruction ever runs on a CPU without it.
+// AVX-512 instruction ever runs on a CPU without it. Each kernel is a static `*_clones`
+// function behind a plain exported one: Swift's optimiser may take a kernel's address (when it
+// merges closures that differ only in the kernel they call), and the linker left the GOT slot
+// of a locally defined ifunc empty — a jump to address 0. A plain function's address is safe.
 #include "lvd_kernels.h"
 
 #include <math.h>
@@ -45,36 +48,41 @@ static inline float fast_erf(float x) {
     return copysignf(y, x);
 }
 
-LVDK_CLONES void lvdk_exp(const float *x, float *y, size_t n) {
+LVDK_CLONES static void lvdk_exp_clones(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = fast_exp(x[i]);
 }
+void lvdk_exp(const float *x, float *y, size_t n) { lvdk_exp_clones(x, y, n); }
 
-LVDK_CLONES void lvdk_silu(const float *x, float *y, size_t n) {
+LVDK_CLONES static void lvdk_silu_clones(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + fast_exp(-x[i]));
 }
+void lvdk_silu(const float *x, float *y, size_t n) { lvdk_silu_clones(x, y, n); }
 
-LVDK_CLONES void lvdk_gelu(const float *x, float *y, size_t n) {
+LVDK_CLONES static void lvdk_gelu_clones(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + fast_erf(x[i] * 0.70710678118654752f));
 }
+void lvdk_gelu(const float *x, float *y, size_t n) { lvdk_gelu_clones(x, y, n); }
 
-LVDK_CLONES void lvdk_silu_grad(const float *g, const float *x, float *y, size_t n) {
+LVDK_CLONES static void lvdk_silu_grad_clones(const float *g, const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float s = 1.0f / (1.0f + fast_exp(-x[i]));
         y[i] = g[i] * s * (1.0f + x[i] * (1.0f - s));
     }
 }
+void lvdk_silu_grad(const float *g, const float *x, float *y, size_t n) { lvdk_silu_grad_clones(g, x, y, n); }
 
-LVDK_CLONES void lvdk_gelu_grad(const float *g, const float *x, float *y, size_t n) {
+LVDK_CLONES static void lvdk_gelu_grad_clones(const float *g, const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float cdf = 0.5f * (1.0f + fast_erf(x[i] * 0.70710678118654752f));
         float pdf = fast_exp(-0.5f * x[i] * x[i]) * 0.39894228040143268f;
         y[i] = g[i] * (cdf + x[i] * pdf);
     }
 }
+void lvdk_gelu_grad(const float *g, const float *x, float *y, size_t n) { lvdk_gelu_grad_clones(g, x, y, n); }
 
 // Sums with eight independent accumulators (one vector register), so clang vectorises
 // without needing to reassociate.
-LVDK_CLONES float lvdk_sum(const float *x, size_t n) {
+LVDK_CLONES static float lvdk_sum_clones(const float *x, size_t n) {
     float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -83,8 +91,9 @@ LVDK_CLONES float lvdk_sum(const float *x, size_t n) {
     for (; i < n; i++) total += x[i];
     return total;
 }
+float lvdk_sum(const float *x, size_t n) { return lvdk_sum_clones(x, n); }
 
-LVDK_CLONES float lvdk_max(const float *x, size_t n) {
+LVDK_CLONES static float lvdk_max_clones(const float *x, size_t n) {
     float lanes[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -94,6 +103,7 @@ LVDK_CLONES float lvdk_max(const float *x, size_t n) {
     for (; i < n; i++) best = x[i] > best ? x[i] : best;
     return best;
 }
+float lvdk_max(const float *x, size_t n) { return lvdk_max_clones(x, n); }
 
 // Mean and 1/√(biased variance + eps) of n values, in two passes: the mean, then squared
 // deviations (stable for large means).
@@ -112,8 +122,8 @@ static inline void row_stats(const float *in, size_t n, float eps, float *mean_o
     *rstd_out = 1.0f / sqrtf(squares / (float)(n ? n : 1) + eps);
 }
 
-LVDK_CLONES void lvdk_normalize_rows(const float *x, float *y, size_t rows, size_t n, float eps, float *mean_out,
-                                     float *rstd_out) {
+LVDK_CLONES static void lvdk_normalize_rows_clones(const float *x, float *y, size_t rows, size_t n, float eps, float *mean_out,
+                                                   float *rstd_out) {
     for (size_t r = 0; r < rows; r++) {
         const float *in = x + r * n;
         float *out = y + r * n;
@@ -124,13 +134,14 @@ LVDK_CLONES void lvdk_normalize_rows(const float *x, float *y, size_t rows, size
         rstd_out[r] = rstd;
     }
 }
+void lvdk_normalize_rows(const float *x, float *y, size_t rows, size_t n, float eps, float *mean_out, float *rstd_out) { lvdk_normalize_rows_clones(x, y, rows, n, eps, mean_out, rstd_out); }
 
 // Inference group norm: rows first … first+rows−1 of (sample, group), each `channels` channels of
 // `plane` values; the per-channel affine (weight, bias: null for none) and, when `silu`, SiLU are
 // folded into the one pass that writes y — no normalised intermediate, no separate passes.
-LVDK_CLONES void lvdk_group_norm_rows(const float *x, float *y, size_t first, size_t rows, size_t groups,
-                                      size_t channels, size_t plane, float eps, const float *weight,
-                                      const float *bias, int silu) {
+LVDK_CLONES static void lvdk_group_norm_rows_clones(const float *x, float *y, size_t first, size_t rows, size_t groups,
+                                                    size_t channels, size_t plane, float eps, const float *weight,
+                                                    const float *bias, int silu) {
     size_t n = channels * plane;
     for (size_t r = first; r < first + rows; r++) {
         const float *in = x + r * n;
@@ -154,8 +165,9 @@ LVDK_CLONES void lvdk_group_norm_rows(const float *x, float *y, size_t first, si
         }
     }
 }
+void lvdk_group_norm_rows(const float *x, float *y, size_t first, size_t rows, size_t groups, size_t channels, size_t plane, float eps, const float *weight, const float *bias, int silu) { lvdk_group_norm_rows_clones(x, y, first, rows, groups, channels, plane, eps, weight, bias, silu); }
 
-LVDK_CLONES void lvdk_softmax_rows(const float *x, float *y, size_t rows, size_t n, int log) {
+LVDK_CLONES static void lvdk_softmax_rows_clones(const float *x, float *y, size_t rows, size_t n, int log) {
     for (size_t r = 0; r < rows; r++) {
         const float *in = x + r * n;
         float *out = y + r * n;
@@ -179,9 +191,10 @@ LVDK_CLONES void lvdk_softmax_rows(const float *x, float *y, size_t rows, size_t
         }
     }
 }
+void lvdk_softmax_rows(const float *x, float *y, size_t rows, size_t n, int log) { lvdk_softmax_rows_clones(x, y, rows, n, log); }
 
 // Softmax backward per row: dx = y · (g − Σ g·y).
-LVDK_CLONES void lvdk_softmax_grad_rows(const float *g, const float *y, float *dx, size_t rows, size_t n) {
+LVDK_CLONES static void lvdk_softmax_grad_rows_clones(const float *g, const float *y, float *dx, size_t rows, size_t n) {
     for (size_t r = 0; r < rows; r++) {
         const float *gr = g + r * n, *yr = y + r * n;
         float *out = dx + r * n;
@@ -190,10 +203,11 @@ LVDK_CLONES void lvdk_softmax_grad_rows(const float *g, const float *y, float *d
         for (size_t j = 0; j < n; j++) out[j] = yr[j] * (gr[j] - dot);
     }
 }
+void lvdk_softmax_grad_rows(const float *g, const float *y, float *dx, size_t rows, size_t n) { lvdk_softmax_grad_rows_clones(g, y, dx, rows, n); }
 
 // Row-normalisation backward: dx = rstd · (g − mean(g) − ŷ · mean(g · ŷ)).
-LVDK_CLONES void lvdk_normalize_grad_rows(const float *g, const float *y_hat, const float *rstd, float *dx, size_t rows,
-                                          size_t n) {
+LVDK_CLONES static void lvdk_normalize_grad_rows_clones(const float *g, const float *y_hat, const float *rstd, float *dx, size_t rows,
+                                                        size_t n) {
     for (size_t r = 0; r < rows; r++) {
         const float *gr = g + r * n, *yr = y_hat + r * n;
         float *out = dx + r * n;
@@ -204,6 +218,7 @@ LVDK_CLONES void lvdk_normalize_grad_rows(const float *g, const float *y_hat, co
         for (size_t j = 0; j < n; j++) out[j] = s * (gr[j] - mean_g - yr[j] * mean_gy);
     }
 }
+void lvdk_normalize_grad_rows(const float *g, const float *y_hat, const float *rstd, float *dx, size_t rows, size_t n) { lvdk_normalize_grad_rows_clones(g, y_hat, rstd, dx, rows, n); }
 
 // ---- Winograd F(2×2, 3×3) for 3×3 convolutions, stride 1, padding 1 ----
 // Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016):
@@ -222,7 +237,7 @@ static inline void padded_rows(const float *plane, size_t H, size_t W, long firs
     }
 }
 
-LVDK_CLONES void lvdk_winograd_weights(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U) {
+LVDK_CLONES static void lvdk_winograd_weights_clones(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U) {
     for (size_t k = k0; k < k1; k++) {
         for (size_t c = 0; c < C; c++) {
             const float *w = g + (k * C + c) * 9;
@@ -240,9 +255,10 @@ LVDK_CLONES void lvdk_winograd_weights(const float *g, size_t K, size_t C, size_
         }
     }
 }
+void lvdk_winograd_weights(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U) { lvdk_winograd_weights_clones(g, K, C, k0, k1, U); }
 
-LVDK_CLONES void lvdk_winograd_input(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V,
-                                     size_t ld, size_t p0) {
+LVDK_CLONES static void lvdk_winograd_input_clones(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V,
+                                                   size_t ld, size_t p0) {
     size_t TH = (H + 1) / 2, TW = (W + 1) / 2, PW = 2 * TW + 2;
     float d[4][PW], t[4][PW];
     for (size_t c = c0; c < c1; c++) {
@@ -272,9 +288,10 @@ LVDK_CLONES void lvdk_winograd_input(const float *x, size_t C, size_t H, size_t 
         }
     }
 }
+void lvdk_winograd_input(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V, size_t ld, size_t p0) { lvdk_winograd_input_clones(x, C, H, W, c0, c1, V, ld, p0); }
 
-LVDK_CLONES void lvdk_winograd_output(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0,
-                                      size_t k1, float *out) {
+LVDK_CLONES static void lvdk_winograd_output_clones(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0,
+                                                    size_t k1, float *out) {
     size_t TH = (H + 1) / 2, TW = (W + 1) / 2;
     for (size_t k = k0; k < k1; k++) {
         float *plane = out + k * H * W;
@@ -299,12 +316,13 @@ LVDK_CLONES void lvdk_winograd_output(const float *M, size_t K, size_t ld, size_
         }
     }
 }
+void lvdk_winograd_output(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0, size_t k1, float *out) { lvdk_winograd_output_clones(M, K, ld, p0, H, W, k0, k1, out); }
 
 // ---- Winograd F(4×4, 3×3) (Lavin & Gray, points 0, ±1, ±2) ----
 //   Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A   over 6×6 input tiles d (stride 4) and 4×4 output tiles Y.
 // 36 products per 16 outputs (direct: 144; F(2×2, 3×3): 64). Layouts as above with 36 planes.
 
-LVDK_CLONES void lvdk_winograd43_weights(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U) {
+LVDK_CLONES static void lvdk_winograd43_weights_clones(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U) {
     const float q = 0.25f, s6 = 1.0f / 6, s12 = 1.0f / 12, s24 = 1.0f / 24;
     for (size_t k = k0; k < k1; k++) {
         for (size_t c = 0; c < C; c++) {
@@ -333,9 +351,10 @@ LVDK_CLONES void lvdk_winograd43_weights(const float *g, size_t K, size_t C, siz
         }
     }
 }
+void lvdk_winograd43_weights(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U) { lvdk_winograd43_weights_clones(g, K, C, k0, k1, U); }
 
-LVDK_CLONES void lvdk_winograd43_input(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V,
-                                       size_t ld, size_t p0) {
+LVDK_CLONES static void lvdk_winograd43_input_clones(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V,
+                                                     size_t ld, size_t p0) {
     size_t TH = (H + 3) / 4, TW = (W + 3) / 4, PW = 4 * TW + 4;
     float d[6][PW], t[6][PW], phase[4][TW + 1];
     for (size_t c = c0; c < c1; c++) {
@@ -378,9 +397,10 @@ LVDK_CLONES void lvdk_winograd43_input(const float *x, size_t C, size_t H, size_
         }
     }
 }
+void lvdk_winograd43_input(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V, size_t ld, size_t p0) { lvdk_winograd43_input_clones(x, C, H, W, c0, c1, V, ld, p0); }
 
-LVDK_CLONES void lvdk_winograd43_output(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0,
-                                        size_t k1, float *out) {
+LVDK_CLONES static void lvdk_winograd43_output_clones(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0,
+                                                      size_t k1, float *out) {
     size_t TH = (H + 3) / 4, TW = (W + 3) / 4;
     float s[4][6][TW], phase[4][TW];
     for (size_t k = k0; k < k1; k++) {
@@ -415,6 +435,7 @@ LVDK_CLONES void lvdk_winograd43_output(const float *M, size_t K, size_t ld, siz
         }
     }
 }
+void lvdk_winograd43_output(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0, size_t k1, float *out) { lvdk_winograd43_output_clones(M, K, ld, p0, H, W, k0, k1, out); }
 
 // ---- The weight gradient through either Winograd form (Lavin & Gray §5) ----
 // Y = Aᵀ [U ⊙ V] A with U = G g Gᵀ is linear in g, so for a loss L:
@@ -430,8 +451,8 @@ static const float winograd_g4[6][3] = {{0.25f, 0, 0}, {-1.0f / 6, -1.0f / 6, -1
 
 // Z = A ∂Y Aᵀ for every m×m tile of output channels k0 … k1−1 of one image (∂Y is K×H×W;
 // rows and columns past the plane are zeros), into Z[(m+2)²][K][ld] at tile p0 + ty·TW + tx.
-LVDK_CLONES void lvdk_winograd_output_adjoint(const float *dy, size_t K, size_t H, size_t W, size_t m, size_t k0,
-                                              size_t k1, float *Z, size_t ld, size_t p0) {
+LVDK_CLONES static void lvdk_winograd_output_adjoint_clones(const float *dy, size_t K, size_t H, size_t W, size_t m, size_t k0,
+                                                            size_t k1, float *Z, size_t ld, size_t p0) {
     size_t n = m + 2, TH = (H + m - 1) / m, TW = (W + m - 1) / m, PW = TW * m;
     const float *at = m == 4 ? &winograd_at4[0][0] : &winograd_at2[0][0];
     float rows[4][PW], t[6][PW], phase[4][TW];
@@ -472,10 +493,11 @@ LVDK_CLONES void lvdk_winograd_output_adjoint(const float *dy, size_t K, size_t 
         }
     }
 }
+void lvdk_winograd_output_adjoint(const float *dy, size_t K, size_t H, size_t W, size_t m, size_t k0, size_t k1, float *Z, size_t ld, size_t p0) { lvdk_winograd_output_adjoint_clones(dy, K, H, W, m, k0, k1, Z, ld, p0); }
 
 // ∂g = Gᵀ ∂U G for output channels k0 … k1−1 (∂U is [(m+2)²][K][C], ∂g is K×C×3×3).
-LVDK_CLONES void lvdk_winograd_weights_adjoint(const float *dU, size_t K, size_t C, size_t m, size_t k0, size_t k1,
-                                               float *dg) {
+LVDK_CLONES static void lvdk_winograd_weights_adjoint_clones(const float *dU, size_t K, size_t C, size_t m, size_t k0, size_t k1,
+                                                             float *dg) {
     size_t n = m + 2, planeSize = K * C;
     const float *g = m == 4 ? &winograd_g4[0][0] : &winograd_g2[0][0];
     for (size_t k = k0; k < k1; k++) {
@@ -498,6 +520,7 @@ LVDK_CLONES void lvdk_winograd_weights_adjoint(const float *dU, size_t K, size_t
         }
     }
 }
+void lvdk_winograd_weights_adjoint(const float *dU, size_t K, size_t C, size_t m, size_t k0, size_t k1, float *dg) { lvdk_winograd_weights_adjoint_clones(dU, K, C, m, k0, k1, dg); }
 
 // ---- Winograd F(4, 3) along one axis: UNet3D's temporal (3, 1, 1) convolution ----
 // On (C, F, P) planes (P = H·W positions) with taps over frames, padding 1: output frames
@@ -508,7 +531,7 @@ static const float winograd_bt4[6][6] = {{4, 0, -5, 0, 1, 0}, {0, -4, -4, 1, 1, 
                                          {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
 
 // U = G g for output channels k0 … k1−1 (g is O×C×3).
-LVDK_CLONES void lvdk_winograd1d_weights(const float *g, size_t O, size_t C, size_t k0, size_t k1, float *U) {
+LVDK_CLONES static void lvdk_winograd1d_weights_clones(const float *g, size_t O, size_t C, size_t k0, size_t k1, float *U) {
     for (size_t k = k0; k < k1; k++)
         for (size_t c = 0; c < C; c++) {
             const float *w = g + (k * C + c) * 3;
@@ -516,9 +539,10 @@ LVDK_CLONES void lvdk_winograd1d_weights(const float *g, size_t O, size_t C, siz
                 U[(xi * O + k) * C + c] = winograd_g4[xi][0] * w[0] + winograd_g4[xi][1] * w[1] + winograd_g4[xi][2] * w[2];
         }
 }
+void lvdk_winograd1d_weights(const float *g, size_t O, size_t C, size_t k0, size_t k1, float *U) { lvdk_winograd1d_weights_clones(g, O, C, k0, k1, U); }
 
 // V = Bᵀ d for input channels c0 … c1−1 of one (C, F, P) image; frames outside 0 … F−1 are zeros.
-LVDK_CLONES void lvdk_winograd1d_input(const float *x, size_t C, size_t F, size_t P, size_t c0, size_t c1, float *V) {
+LVDK_CLONES static void lvdk_winograd1d_input_clones(const float *x, size_t C, size_t F, size_t P, size_t c0, size_t c1, float *V) {
     size_t T = (F + 3) / 4, ld = T * P;
     for (size_t c = c0; c < c1; c++) {
         for (size_t t = 0; t < T; t++) {
@@ -536,10 +560,11 @@ LVDK_CLONES void lvdk_winograd1d_input(const float *x, size_t C, size_t F, size_
         }
     }
 }
+void lvdk_winograd1d_input(const float *x, size_t C, size_t F, size_t P, size_t c0, size_t c1, float *V) { lvdk_winograd1d_input_clones(x, C, F, P, c0, c1, V); }
 
 // y = Aᵀ m (+ bias) for output channels k0 … k1−1 of one (O, F, P) image; frames past F dropped.
-LVDK_CLONES void lvdk_winograd1d_output(const float *M, size_t O, size_t F, size_t P, size_t k0, size_t k1,
-                                        const float *bias, float *y) {
+LVDK_CLONES static void lvdk_winograd1d_output_clones(const float *M, size_t O, size_t F, size_t P, size_t k0, size_t k1,
+                                                      const float *bias, float *y) {
     size_t T = (F + 3) / 4, ld = T * P;
     for (size_t k = k0; k < k1; k++) {
         float b = bias ? bias[k] : 0;
@@ -556,12 +581,13 @@ LVDK_CLONES void lvdk_winograd1d_output(const float *M, size_t O, size_t F, size
             }
     }
 }
+void lvdk_winograd1d_output(const float *M, size_t O, size_t F, size_t P, size_t k0, size_t k1, const float *bias, float *y) { lvdk_winograd1d_output_clones(M, O, F, P, k0, k1, bias, y); }
 
 // Its weight gradient, as in two dimensions: Z = A ∂Y per frame tile (output channels k0 … k1−1
 // of one (O, F, P) image, frames past F zero) into Z[6][O][T·P]; ∂U_ξ = Σ Z_ξ · V_ξᵀ by GEMM;
 // then ∂g = Gᵀ ∂U.
-LVDK_CLONES void lvdk_winograd1d_output_adjoint(const float *dy, size_t O, size_t F, size_t P, size_t k0, size_t k1,
-                                                float *Z) {
+LVDK_CLONES static void lvdk_winograd1d_output_adjoint_clones(const float *dy, size_t O, size_t F, size_t P, size_t k0, size_t k1,
+                                                              float *Z) {
     size_t T = (F + 3) / 4, ld = T * P;
     for (size_t k = k0; k < k1; k++)
         for (size_t t = 0; t < T; t++)
@@ -576,8 +602,9 @@ LVDK_CLONES void lvdk_winograd1d_output_adjoint(const float *dy, size_t O, size_
                 }
             }
 }
+void lvdk_winograd1d_output_adjoint(const float *dy, size_t O, size_t F, size_t P, size_t k0, size_t k1, float *Z) { lvdk_winograd1d_output_adjoint_clones(dy, O, F, P, k0, k1, Z); }
 
-LVDK_CLONES void lvdk_winograd1d_weights_adjoint(const float *dU, size_t O, size_t C, size_t k0, size_t k1, float *dg) {
+LVDK_CLONES static void lvdk_winograd1d_weights_adjoint_clones(const float *dU, size_t O, size_t C, size_t k0, size_t k1, float *dg) {
     for (size_t k = k0; k < k1; k++)
         for (size_t c = 0; c < C; c++)
             for (size_t i = 0; i < 3; i++) {
@@ -586,18 +613,20 @@ LVDK_CLONES void lvdk_winograd1d_weights_adjoint(const float *dU, size_t O, size
                 dg[(k * C + c) * 3 + i] = total;
             }
 }
+void lvdk_winograd1d_weights_adjoint(const float *dU, size_t O, size_t C, size_t k0, size_t k1, float *dg) { lvdk_winograd1d_weights_adjoint_clones(dU, O, C, k0, k1, dg); }
 
 // GEGLU over rows of 2d values (value half, then gate half): y = value · gelu(gate).
-LVDK_CLONES void lvdk_geglu_rows(const float *x, float *y, size_t rows, size_t d) {
+LVDK_CLONES static void lvdk_geglu_rows_clones(const float *x, float *y, size_t rows, size_t d) {
     for (size_t r = 0; r < rows; r++) {
         const float *value = x + r * 2 * d, *gate = value + d;
         float *out = y + r * d;
         for (size_t j = 0; j < d; j++) out[j] = value[j] * 0.5f * gate[j] * (1.0f + fast_erf(gate[j] * 0.70710678118654752f));
     }
 }
+void lvdk_geglu_rows(const float *x, float *y, size_t rows, size_t d) { lvdk_geglu_rows_clones(x, y, rows, d); }
 
 // Its gradient: d value = g · gelu(gate), d gate = g · value · gelu'(gate).
-LVDK_CLONES void lvdk_geglu_grad_rows(const float *g, const float *x, float *dx, size_t rows, size_t d) {
+LVDK_CLONES static void lvdk_geglu_grad_rows_clones(const float *g, const float *x, float *dx, size_t rows, size_t d) {
     for (size_t r = 0; r < rows; r++) {
         const float *value = x + r * 2 * d, *gate = value + d, *gr = g + r * d;
         float *dvalue = dx + r * 2 * d, *dgate = dvalue + d;
@@ -609,3 +638,4 @@ LVDK_CLONES void lvdk_geglu_grad_rows(const float *g, const float *x, float *dx,
         }
     }
 }
+void lvdk_geglu_grad_rows(const float *g, const float *x, float *dx, size_t rows, size_t d) { lvdk_geglu_grad_rows_clones(g, x, dx, rows, d); }

@@ -168,11 +168,13 @@ enum Winograd {
         let px = x.floats, pdy = dy.floats, pv = v.floats, pz = z.floats, pu = du.floats
         for image in 0..<g.n {
             let source = px + image * c * f * p, gradient = pdy + image * o * f * p
-            Parallel.forEachChunk(c, grain: Swift.max(1, 16_384 / Swift.max(ld, 1))) { range in
-                lvdk_winograd1d_input(source, c, f, p, range.lowerBound, range.upperBound, pv)
-            }
-            Parallel.forEachChunk(o, grain: Swift.max(1, 16_384 / Swift.max(ld, 1))) { range in
-                lvdk_winograd1d_output_adjoint(gradient, o, f, p, range.lowerBound, range.upperBound, pz)
+            // Both transforms in one pass over the channels: input channels, then output channels.
+            Parallel.forEachChunk(c + o, grain: Swift.max(1, 16_384 / Swift.max(ld, 1))) { range in
+                let inputs = range.clamped(to: 0..<c), outputs = range.clamped(to: c..<(c + o))
+                if !inputs.isEmpty { lvdk_winograd1d_input(source, c, f, p, inputs.lowerBound, inputs.upperBound, pv) }
+                if !outputs.isEmpty {
+                    lvdk_winograd1d_output_adjoint(gradient, o, f, p, outputs.lowerBound - c, outputs.upperBound - c, pz)
+                }
             }
             for i in 0..<6 {
                 BLAS.gemm(transA: false, transB: true, m: o, n: c, k: ld, a: pz + i * o * ld, lda: ld,
