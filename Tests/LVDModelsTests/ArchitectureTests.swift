@@ -136,7 +136,11 @@ final class InferencePathTests: XCTestCase {
     func testChunkedFeedForwardEqualsTheWholeProduct() throws {
         let ff = FeedForward(64)
         try ff.randomizeParameters(seed: 5, scale: 0.2)
-        // 2 × 2600 rows of width 64: hidden 512 → blocks of 4096 rows, the last one partial.
+        // 2 × 2600 rows of width 64: hidden 512 → with 2M-element blocks, blocks of 4096 rows,
+        // the last one partial.
+        let elements = FeedForward.chunkElements
+        FeedForward.chunkElements = 2 << 20
+        defer { FeedForward.chunkElements = elements }
         let x = try Noise.randn([2, 2600, 64], seed: 6)
         let blocked = try GradMode.withoutGrad { try ff(x) }
         let whole = try ff(x.detached().requiringGrad())

@@ -74,8 +74,10 @@ public final class FeedForward: Module {
         return try result.reshaped(Array(x.shape.dropLast()) + [dim])
     }
 
-    /// Elements of the hidden (rows, 2·inner) block of the inference path (8 MB).
-    static let chunkElements = 2 << 20
+    /// Elements of the hidden (rows, 2·inner) block of the inference path (32 MB): blocks of 800
+    /// and more rows keep the GEMMs at ~90 GFLOP/s per thread (400-row halves; 100-row halves of
+    /// 8 MB blocks at the 1280-channel level ran at ~75), with no change in peak RSS.
+    nonisolated(unsafe) public static var chunkElements = 8 << 20
 
     public init(_ dim: Int, multiplier: Int = 4) {
         super.init()

@@ -37,13 +37,8 @@ enum Winograd {
             case .four: lvdk_winograd43_weights(pw, k, c, range.lowerBound, range.upperBound, puw)
             }
         }
-        let perImage = planes * (c + k) * tiles * 4
-        let chunk = Swift.max(1, Swift.min(g.n, Conv2dSettings.winogradBudget / Swift.max(perImage, 1)))
-        var first = 0
-        while first < g.n {
-            let images = Swift.min(chunk, g.n - first)
+        try forEachImageChunk(x, g, tile) { first, images, v throws(TensorError) in
             let ld = images * tiles
-            let v = try inputTiles(x, g, tile, images: first..<(first + images))
             let product = try Tensor.empty([planes, k, ld])
             let pv = v.floats, pm = product.floats, pu = u.floats, out = output.floats
             for i in 0..<planes {
@@ -60,7 +55,21 @@ enum Winograd {
                     }
                 }
             }
-            first += images
+        }
+    }
+
+    /// Calls `body(first, count, V)` for consecutive chunks of the batch's images, as many at a
+    /// time as `Conv2dSettings.winogradBudget` allows for their transformed tiles and products,
+    /// with V the chunk's transformed input tiles.
+    private static func forEachImageChunk(_ x: Tensor, _ g: ConvGeometry, _ tile: Tile,
+                                          _ body: (Int, Int, Tensor) throws(TensorError) -> Void) throws(TensorError) {
+        let m = tile.rawValue, planes = (m + 2) * (m + 2)
+        let tiles = ((g.h + m - 1) / m) * ((g.w + m - 1) / m)
+        let perImage = planes * (g.c + g.o) * tiles * 4
+        let chunk = Swift.max(1, Swift.min(g.n, Conv2dSettings.winogradBudget / Swift.max(perImage, 1)))
+        for first in stride(from: 0, to: g.n, by: chunk) {
+            let images = Swift.min(chunk, g.n - first)
+            try body(first, images, try inputTiles(x, g, tile, images: first..<(first + images)))
         }
     }
 
@@ -92,13 +101,8 @@ enum Winograd {
         let planes = (m + 2) * (m + 2)
         let tiles = ((h + m - 1) / m) * ((w + m - 1) / m)
         let du = try Tensor.empty([planes, k, c])
-        let perImage = planes * (c + k) * tiles * 4
-        let chunk = Swift.max(1, Swift.min(g.n, Conv2dSettings.winogradBudget / Swift.max(perImage, 1)))
-        var first = 0
-        while first < g.n {
-            let images = Swift.min(chunk, g.n - first)
+        try forEachImageChunk(x, g, tile) { first, images, v throws(TensorError) in
             let ld = images * tiles
-            let v = try inputTiles(x, g, tile, images: first..<(first + images))
             let z = try Tensor.empty([planes, k, ld])
             let pdy = dy.floats, pz = z.floats, pv = v.floats, pu = du.floats
             Parallel.forEachChunk(images * k, grain: Swift.max(1, 4096 / Swift.max(tiles, 1))) { range in
@@ -112,7 +116,6 @@ enum Winograd {
                 BLAS.gemm(transA: false, transB: true, m: k, n: c, k: ld, a: pz + i * k * ld, lda: ld,
                           b: pv + i * c * ld, ldb: ld, beta: first == 0 ? 0 : 1, c: pu + i * k * c, ldc: c)
             }
-            first += images
         }
         let dw = try Tensor.empty([k, c, 3, 3])
         let pu = du.floats, pw = dw.floats
