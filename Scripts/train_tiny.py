@@ -8,6 +8,7 @@
                first (mostly one-object captions), then 8-frame clips
     gligen     GLIGEN adapters (PositionNet + a gated fuser per spatial transformer block) on the
                renderer's boxes, with the base frozen (as IGLIGEN does)
+    import     checkpoints from an exported OUT/tiny and OUT/tiny-gligen, to go on training them
     export     fp16 safetensors with save_pretrained: OUT/tiny (a diffusers text-to-video folder)
                and OUT/tiny-gligen (the lvd-gligen layout: UNet config attention_type "gated")
 
@@ -215,18 +216,29 @@ class Checkpoint:
     def __init__(self, path, **state):
         self.path, self.state = path, state
         self.step, self.elapsed = 0, 0.0
+        # The step from which the optimiser's state is this run's own (0 unless it was not resumed):
+        # a fresh Adam warms up again from there.
+        self.optimiser_from = 0
         if os.path.exists(path):
             saved = torch.load(path, map_location=DEVICE, weights_only=False)
+            self.step, self.elapsed = saved["step"], saved["elapsed"]
             for name, obj in state.items():
                 try:
+                    if name not in saved:
+                        # An imported checkpoint (stage `import`) has weights and EMA, no optimiser.
+                        raise ValueError("not in the checkpoint")
                     obj.load_state_dict(saved[name])
                 except ValueError as error:
                     # An optimiser whose parameter groups changed starts afresh; weights never do.
                     if not isinstance(obj, torch.optim.Optimizer):
                         raise
                     print(f"{path}: {name} state not resumed ({error})")
-            self.step, self.elapsed = saved["step"], saved["elapsed"]
+                    self.optimiser_from = self.step
             print(f"resumed {path} at step {self.step} ({self.elapsed / 60:.1f} min trained)")
+
+    def warmup(self, n, steps):
+        """The learning-rate factor of step n: a linear ramp over `steps` from the optimiser's start."""
+        return min(1, (n + 1 - self.optimiser_from) / steps)
 
     def save(self):
         data = {name: obj.state_dict() for name, obj in self.state.items()}
@@ -333,7 +345,7 @@ def stage_vae(args):
 
     def step(n):
         for g in opt.param_groups:
-            g["lr"] = 1e-3 * min(1, (n + 1) / 100) * (0.1 if n > 0.8 * args.vae_steps else 1)
+            g["lr"] = 1e-3 * ckpt.warmup(n, 100) * (0.1 if n > 0.8 * args.vae_steps else 1)
         picks = rng.integers(0, len(index), args.vae_batch)
         frames = rng.integers(0, videos[0].shape[1], args.vae_batch)
         x = np.stack([videos[index[p][0]][index[p][1], f] for p, f in zip(picks, frames)])
@@ -386,7 +398,7 @@ def stage_latents(args):
                 out.append(z.reshape(-1, frames, *z.shape[1:]).permute(0, 2, 1, 3, 4).half().cpu())
             print(f"latents: {sum(len(o) for o in out)} clips", flush=True)
     latents = torch.cat(out)
-    scaling = 1 / latents.float().std().item()
+    scaling = torch.load(os.path.join(args.work, "vae.pt"), weights_only=False).get("scaling_factor") or 1 / latents.float().std().item()
     torch.save({"latents": latents, "scaling_factor": scaling}, os.path.join(args.work, "latents.pt"))
     print(f"latents {tuple(latents.shape)}, scaling_factor {scaling:.4f}")
 
@@ -397,10 +409,14 @@ def noise_schedule():
     return DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
 
 
-def diffusion_loss(unet, scheduler, z, context, generator_steps=None):
-    """ε-prediction loss with min-SNR-5 weighting on latents z (B, C, F, h, w)."""
+def diffusion_loss(unet, scheduler, z, context, high_noise=0.0):
+    """ε-prediction loss with min-SNR-5 weighting on latents z (B, C, F, h, w); a `high_noise`
+    share of the samples takes its timestep from the noisier half (t ≥ 500) only."""
     noise = torch.randn_like(z)
     t = torch.randint(0, 1000, (z.shape[0],), device=z.device)
+    if high_noise > 0:
+        high = torch.rand(z.shape[0], device=z.device) < high_noise
+        t = torch.where(high, torch.randint(500, 1000, t.shape, device=z.device), t)
     noisy = scheduler.add_noise(z, noise, t)
     prediction = unet(noisy, t, encoder_hidden_states=context).sample
     alphas = scheduler.alphas_cumprod.to(z.device)[t]
@@ -494,6 +510,27 @@ def stage_unet(args):
           f"{sum(p.numel() for p in text.parameters()) / 1e6:.2f} M parameters on {DEVICE}")
     image_steps = int(args.unet_steps * args.image_fraction)
     recorder = AttentionMaps(unet) if args.token_loss > 0 else None
+    # GLIGEN's position net reads the text encoder's pooled output of each object's phrase ("red
+    # ball"), which the UNet never trains: without a term of its own it stays nearly the same for
+    # every phrase (cosine 0.97–0.99). A linear probe that must name the phrase's class and colour
+    # from it makes it say which object it is. The probe is a throwaway (not checkpointed: it
+    # relearns in a few steps and is not exported).
+    classes = sorted({o["class"] for r in rows for o in r["objects"]})
+    colours = sorted({o["colour"] for r in rows for o in r["objects"]})
+    probe = torch.nn.Linear(text.config.hidden_size, len(classes) + len(colours)).to(DEVICE) if args.phrase_loss > 0 else None
+    probe_opt = torch.optim.AdamW(probe.parameters(), lr=1e-3) if probe is not None else None
+
+    def phrase_loss(picks):
+        objects = [o for p in picks for o in rows[p]["objects"]][:48]
+        if not objects:
+            return None
+        phrases = [phrase_for(o, rng) for o in objects]
+        logits = probe(text(token_ids(tok, phrases).to(DEVICE)).pooler_output)
+        kind = torch.tensor([classes.index(o["class"]) for o in objects], device=DEVICE)
+        colour = torch.tensor([colours.index(o["colour"]) for o in objects], device=DEVICE)
+        named = torch.tensor([o["colour"] in ph.split() for o, ph in zip(objects, phrases)], device=DEVICE).float()
+        colour_ce = F.cross_entropy(logits[:, len(classes):], colour, reduction="none")
+        return F.cross_entropy(logits[:, :len(classes)], kind) + (colour_ce * named).sum() / named.sum().clamp_min(1)
     # Each caption's objects as (token positions, object) for the token-grounding loss.
     grounded_words = {}
 
@@ -509,7 +546,7 @@ def stage_unet(args):
         # --unet-steps picks the curve up where the step count is).
         decay = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1, n / args.unet_steps)))
         for g in opt.param_groups:
-            g["lr"] = args.lr * min(1, (n + 1) / 200) * decay
+            g["lr"] = args.lr * ckpt.warmup(n, 200) * decay
         # Image phase first; after it, joint training as ModelScope's: clips, with every
         # third step on single frames so appearance keeps learning from many captions at once.
         images = n < image_steps or n % 3 == 2
@@ -525,10 +562,17 @@ def stage_unet(args):
         drop = rng.random(count) < 0.1
         batch_ids = torch.stack([empty if d else ids[p] for p, d in zip(picks, drop)]).to(DEVICE)
         context = text(batch_ids).last_hidden_state
-        if recorder is None:
+        if recorder is None and probe is None:
             return optimise(diffusion_loss(unet, scheduler, z, context), opt, params, ema, n)
-        recorder.maps, recorder.on = [], True
+        if recorder is not None:
+            recorder.maps, recorder.on = [], True
         loss = diffusion_loss(unet, scheduler, z, context)
+        if probe is not None and (named := phrase_loss(picks)) is not None:
+            loss = loss + args.phrase_loss * named
+            if n % 25 == 0:
+                print(f"unet step {n}: phrase loss {named.item():.4f}", flush=True)
+        if recorder is None:
+            return optimise_with_probe(loss, n)
         recorder.on = False
         clip_frames = [[f] for f in frames] if images else [list(range(z.shape[2]))] * count
         targets = [(i, k, positions, obj["boxes"][f])
@@ -541,7 +585,15 @@ def stage_unet(args):
             loss = loss + args.token_loss * grounding
             if n % 25 == 0:
                 print(f"unet step {n}: token-grounding loss {grounding.item():.4f} over {len(targets)} targets", flush=True)
-        return optimise(loss, opt, params, ema, n)
+        return optimise_with_probe(loss, n)
+
+    def optimise_with_probe(loss, n):
+        if probe is None:
+            return optimise(loss, opt, params, ema, n)
+        probe_opt.zero_grad(set_to_none=True)
+        value = optimise(loss, opt, params, ema, n)
+        probe_opt.step()
+        return value
 
     return train_loop("unet", args, ckpt, args.unet_steps, step)
 
@@ -606,7 +658,7 @@ def stage_gligen(args):
 
     def step(n):
         for g in opt.param_groups:
-            g["lr"] = g["base_lr"] * min(1, (n + 1) / 100)
+            g["lr"] = g["base_lr"] * ckpt.warmup(n, 100)
         # The fusers work frame by frame: single frames (a batch of many layouts) teach them
         # faster than whole clips; every other step takes 8-frame clips.
         clips = n % 2 == 1
@@ -635,7 +687,7 @@ def stage_gligen(args):
         m = masks.to(DEVICE).reshape(-1, 30)
         grounding.objects = unet.position_net(boxes=boxes.to(DEVICE).reshape(-1, 30, 4), masks=m,
                                               positive_embeddings=embeddings.reshape(-1, 30, width) * m.unsqueeze(-1))
-        loss = diffusion_loss(unet, scheduler, z, context)
+        loss = diffusion_loss(unet, scheduler, z, context, high_noise=args.gligen_high_noise)
         grounding.objects = None
         return optimise(loss, opt, params, ema, n)
 
@@ -706,6 +758,53 @@ def stage_export(args):
     print("exported", folder)
 
 
+def stage_import(args):
+    """Checkpoints from an exported folder (OUT/tiny, OUT/tiny-gligen), for going on training when
+    WORK's checkpoints are gone (a fresh clone): the tokenizer, the VAE, the UNet and text encoder
+    (weights and EMA both set to the exported EMA weights) and the GLIGEN adapters, at step
+    --import-step (the UNet's and the adapters'); optimisers start afresh (and warm up again).
+    Never overwrites a checkpoint that is there."""
+    from diffusers import AutoencoderKL, UNet3DConditionModel
+    from safetensors.torch import load_file
+    from transformers import CLIPTextModel
+    base, gligen = os.path.join(args.out, "tiny"), os.path.join(args.out, "tiny-gligen")
+    for part in ("tokenizer", "text_encoder", "vae", "unet"):
+        if not os.path.isdir(os.path.join(base, part)):
+            sys.exit(f"import: {os.path.join(base, part)} is missing (--out names the folder holding tiny/)")
+    targets = [os.path.join(args.work, name) for name in ("tokenizer", "vae.pt", "unet.pt", "gligen.pt")]
+    if any(os.path.exists(t) for t in targets):
+        sys.exit(f"import: {args.work} already holds checkpoints; import into an empty --work")
+    unet_step, gligen_step = args.import_step
+
+    def save(name, data):
+        torch.save(data, os.path.join(args.work, name + ".tmp"))
+        os.replace(os.path.join(args.work, name + ".tmp"), os.path.join(args.work, name))
+
+    vae = AutoencoderKL.from_pretrained(os.path.join(base, "vae"), torch_dtype=torch.float32)
+    scaling = vae.config.scaling_factor
+    fresh = make_vae()
+    fresh.load_state_dict(vae.state_dict())
+    # The exported scaling factor stays: the UNet learnt on latents scaled by it.
+    save("vae.pt", {"vae": fresh.state_dict(), "scaling_factor": scaling, "step": args.vae_steps, "elapsed": 0.0})
+    text = CLIPTextModel.from_pretrained(os.path.join(base, "text_encoder"), torch_dtype=torch.float32)
+    unet = make_unet()
+    unet.load_state_dict(UNet3DConditionModel.from_pretrained(os.path.join(base, "unet"), torch_dtype=torch.float32).state_dict())
+    shadow = [p.detach().clone() for p in list(unet.parameters()) + list(text.parameters())]
+    save("unet.pt", {"unet": unet.state_dict(), "text": text.state_dict(), "ema": {"shadow": shadow},
+                     "step": unet_step, "elapsed": 0.0})
+    print(f"import: vae, unet and text encoder (step {unet_step}) from {base}; scaling factor {scaling:.4f}")
+    weights = os.path.join(gligen, "unet", "diffusion_pytorch_model.safetensors")
+    if os.path.exists(weights):
+        grounding = Grounding(unet)
+        unet.load_state_dict({k: v.float() for k, v in load_file(weights).items()})
+        adapters = torch.nn.ModuleList([unet.position_net] + [b.fuser for b in spatial_blocks(unet)])
+        save("gligen.pt", {"adapters": adapters.state_dict(), "ema": {"shadow": [p.detach().clone() for p in grounding.parameters()]},
+                           "step": gligen_step, "elapsed": 0.0})
+        print(f"import: GLIGEN adapters (step {gligen_step}) from {gligen}")
+    # Last, so that an interrupted import leaves no tokenizer to make `all` skip its stage.
+    shutil.copytree(os.path.join(base, "tokenizer"), os.path.join(args.work, "tokenizer"))
+
+
 def method_params_arg(text):
     """--method-params: a JSON object of objects, {"METHOD": {"PARAM": value, ...}}, checked when parsed."""
     try:
@@ -719,7 +818,7 @@ def method_params_arg(text):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["tokenizer", "vae", "latents", "unet", "gligen", "export", "all"])
+    parser.add_argument("stage", choices=["tokenizer", "vae", "latents", "unet", "gligen", "export", "import", "all"])
     parser.add_argument("--data", nargs="+", required=True, help="lvd world dataset folders (all are encoded to latents)")
     parser.add_argument("--unet-data", nargs="+", help="the folders of --data the UNet learns from (default: all)")
     parser.add_argument("--gligen-data", nargs="+", help="the folders of --data the GLIGEN adapters learn from (default: all)")
@@ -736,9 +835,15 @@ def main():
     parser.add_argument("--image-batch", type=int, default=64)
     parser.add_argument("--token-loss", type=float, default=0,
                         help="weight of a token-grounding loss: each object's colour and class tokens attend inside its box")
+    parser.add_argument("--phrase-loss", type=float, default=0,
+                        help="weight of a term that makes the pooled text output of object phrases name their class and colour (GLIGEN reads it)")
     parser.add_argument("--video-batch", type=int, default=8)
     parser.add_argument("--gligen-steps", type=int, default=1500)
+    parser.add_argument("--gligen-high-noise", type=float, default=0,
+                        help="share of GLIGEN samples at t ≥ 500, where the noisy latents do not yet show where objects are")
     parser.add_argument("--lr", type=float, default=4e-4)
+    parser.add_argument("--import-step", type=int, nargs=2, default=[0, 0], metavar=("UNET", "GLIGEN"),
+                        help="import: the training steps the exported UNet and GLIGEN adapters had (sets the schedules' position)")
     parser.add_argument("--gate-lr-scale", type=float, default=25, help="GLIGEN gates' learning rate over --lr")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
