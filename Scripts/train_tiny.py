@@ -662,10 +662,25 @@ def grounding_tokens(unet, tok, text, rows, picks, chosen_frames, rng, mirror=Fa
                              positive_embeddings=embeddings.reshape(-1, 30, width) * m.unsqueeze(-1))
 
 
+class GroundingData:
+    """What the GLIGEN stages read: the clips' meta rows, their latents (scaled as the UNet saw
+    them), and the clips of --gligen-data that have objects."""
+
+    def __init__(self, args):
+        _, self.rows = load_data(args.data)
+        saved = torch.load(os.path.join(args.work, "latents.pt"), weights_only=False)
+        self.latents, self.scaling = saved["latents"], saved["scaling_factor"]
+        chosen = set(os.path.normpath(f) for f in (args.gligen_data or args.data))
+        self.with_objects = np.array([i for i, r in enumerate(self.rows) if r["objects"] and r["folder"] in chosen])
+
+    def frames(self, picks, chosen_frames):
+        """Latents (B, C, F, h, w) of clips `picks` at their `chosen_frames`."""
+        return torch.stack([self.latents[p][:, fs] for p, fs in zip(picks, chosen_frames)]).float().to(DEVICE) * self.scaling
+
+
 def stage_gligen(args):
-    _, rows = load_data(args.data)
-    saved = torch.load(os.path.join(args.work, "latents.pt"), weights_only=False)
-    latents, scaling = saved["latents"], saved["scaling_factor"]
+    data = GroundingData(args)
+    rows = data.rows
     tok, text, unet = trained_base(args)
     for p in list(unet.parameters()) + list(text.parameters()):
         p.requires_grad_(False)
@@ -685,10 +700,8 @@ def stage_gligen(args):
     ids = token_ids(tok, [r["caption"] for r in rows] + [""])
     scheduler = noise_schedule()
     scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(DEVICE)
-    chosen = set(os.path.normpath(f) for f in (args.gligen_data or args.data))
-    with_objects = np.array([i for i, r in enumerate(rows) if r["objects"] and r["folder"] in chosen])
     rng = np.random.default_rng(5000 + ckpt.step)
-    frames = latents.shape[2]
+    frames = data.latents.shape[2]
     # The fusers see the visual cells without any position code (as in GLIGEN); the UNet's convs
     # give them only what zero padding implies, and after 1900 steps the adapters predicted noise
     # exactly as well with every box mirrored (gligen-check). --gligen-box-loss makes each
@@ -703,9 +716,9 @@ def stage_gligen(args):
         # The fusers work frame by frame: single frames (a batch of many layouts) teach them
         # faster than whole clips; every other step takes 8-frame clips.
         clips = n % 2 == 1
-        picks = rng.choice(with_objects, args.video_batch if clips else args.image_batch)
+        picks = rng.choice(data.with_objects, args.video_batch if clips else args.image_batch)
         chosen_frames = [list(range(frames))] * len(picks) if clips else [[f] for f in rng.integers(0, frames, len(picks))]
-        z = torch.stack([latents[p][:, fs] for p, fs in zip(picks, chosen_frames)]).float().to(DEVICE) * scaling
+        z = data.frames(picks, chosen_frames)
         with torch.no_grad():
             context = text(ids[picks].to(DEVICE)).last_hidden_state
         grounding.objects = grounding_tokens(unet, tok, text, rows, picks, chosen_frames, rng)
@@ -783,18 +796,15 @@ def stage_gligen_check(args):
     objects (--gligen-data) at a few timesteps, with the true boxes, with the boxes mirrored
     left-right, and with no grounding, on the same noise. Adapters that place objects where their
     boxes say predict better with the true boxes than with the mirrored ones."""
-    _, rows = load_data(args.data)
-    saved = torch.load(os.path.join(args.work, "latents.pt"), weights_only=False)
-    latents, scaling = saved["latents"], saved["scaling_factor"]
+    data = GroundingData(args)
+    rows = data.rows
     tok, text, unet, grounding = trained_gligen(args)
     unet.eval()
     scheduler = noise_schedule()
-    chosen = set(os.path.normpath(f) for f in (args.gligen_data or args.data))
-    with_objects = np.array([i for i, r in enumerate(rows) if r["objects"] and r["folder"] in chosen])
     rng = np.random.default_rng(123)
-    picks = rng.choice(with_objects, args.check_samples, replace=False)
-    chosen_frames = [[f] for f in rng.integers(0, latents.shape[2], len(picks))]
-    z = torch.stack([latents[p][:, fs] for p, fs in zip(picks, chosen_frames)]).float().to(DEVICE) * scaling
+    picks = rng.choice(data.with_objects, args.check_samples, replace=False)
+    chosen_frames = [[f] for f in rng.integers(0, data.latents.shape[2], len(picks))]
+    z = data.frames(picks, chosen_frames)
     ids = token_ids(tok, [rows[p]["caption"] for p in picks])
     with torch.no_grad():
         context = text(ids.to(DEVICE)).last_hidden_state
