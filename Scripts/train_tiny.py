@@ -769,11 +769,16 @@ def write_pipeline(folder, tokenizer_dir, text, vae, unet, scaling, share_from=N
     # negative prompt its unconditional branch learnt (captions were dropped to ""); the base
     # folder sends lvd-gligen to the GLIGEN folder beside it.
     settings = {"frames": 8, "steps": 20, "negative_prompt": ""}
-    if not share_from:
-        settings["methods"] = {"lvd-gligen": {"model": "../tiny-gligen"}}
-        # Method parameters that suit this checkpoint (--method-params), e.g. LVD's threshold.
-        for method, params in (method_params or {}).items():
-            settings["methods"].setdefault(method, {})["params"] = params
+    variants = {"lvd-gligen": "../tiny-gligen"}  # the methods that run on the GLIGEN folder
+    methods = {} if share_from else {method: {"model": path} for method, path in variants.items()}
+    # Method parameters that suit this checkpoint (--method-params), e.g. LVD's threshold: in the
+    # folder the method runs on (lvd refuses them beside a "model" entry, where they would be ignored).
+    for method, params in (method_params or {}).items():
+        runs_on_gligen = method in variants
+        if runs_on_gligen == bool(share_from):
+            methods.setdefault(method, {})["params"] = params
+    if methods:
+        settings["methods"] = methods
     with open(os.path.join(folder, "lvd.json"), "w") as f:
         json.dump(settings, f, indent=2)
         f.write("\n")
@@ -882,7 +887,7 @@ def stage_export(args):
         return
     tok, text, unet, _ = trained_gligen(args)
     folder = os.path.join(args.out, "tiny-gligen")
-    write_pipeline(folder, None, None, None, unet.cpu(), scaling, share_from=base)
+    write_pipeline(folder, None, None, None, unet.cpu(), scaling, share_from=base, method_params=args.method_params)
     config_path = os.path.join(folder, "unet", "config.json")
     config = json.load(open(config_path))
     config["attention_type"] = "gated"

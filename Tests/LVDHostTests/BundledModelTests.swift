@@ -58,15 +58,16 @@ final class BundledModelTests: XCTestCase {
         let mine = temp.file("mine")
         try FileManager.default.createDirectory(atPath: mine, withIntermediateDirectories: true)
         func settings(_ text: String) throws { try text.write(toFile: mine + "/lvd.json", atomically: true, encoding: .utf8) }
-        // The variant is relative to the folder that names it; its own lvd.json then applies.
+        // The variant is relative to the folder that names it; its own lvd.json then applies
+        // (parameters beside "model" would be ignored, so they are an error: below).
         try FileManager.default.createSymbolicLink(atPath: temp.file("shelf"), withDestinationPath: Self.models)
-        try settings(#"{"methods": {"baseline": {"model": "../shelf/tiny", "params": {"guidance_scale": 5}}}}"#)
+        try settings(#"{"methods": {"baseline": {"model": "../shelf/tiny"}}}"#)
         var result = try generate("a red ball", ["--method", "baseline", "--model", mine, "--steps", "2"], into: temp.file("a"))
         XCTAssertEqual(result.status, 0, result.output)
         var record = try run(temp.file("a"))
         XCTAssertEqual(record["model"]?.objectValue?["path"]?.stringValue, temp.file("shelf/tiny"))
         XCTAssertEqual(record["frames"], .number(8), "the variant's own lvd.json gives the frames")
-        XCTAssertEqual(record["params"]?.objectValue?["guidance_scale"], .number(9), "parameters come from the folder used, not the one that points")
+        XCTAssertEqual(record["params"]?.objectValue?["guidance_scale"], .number(9), "parameters come from the folder used")
         // A relative --model: the variant is found from it, not from the root.
         result = try lvd(["generate", "a red ball", "--method", "baseline", "--model", "mine", "--steps", "1", "-o", "a2"],
                          environment: ["LVD_MODEL": ""], directory: temp.path)
@@ -91,6 +92,8 @@ final class BundledModelTests: XCTestCase {
                                  (#"{"methods": {"baseline": {"params": {"guidance_scale": "high"}}}}"#, "guidance_scale"),
                                  (#"{"methods": {"baseline": {"model": "../nowhere"}}}"#, "methods.baseline.model '../nowhere' is not a folder"),
                                  (#"{"methods": {"baseline": {"modle": "x"}}}"#, "\"methods.baseline.modle\" is not a known field"),
+                                 (#"{"methods": {"baseline": {"model": ".", "params": {"guidance_scale": 5}}}}"#,
+                                  "\"methods.baseline.params\" would be ignored, since the method runs on '.'"),
                                  (#"{"frames": "eight"}"#, "\"frames\" must be a positive integer"),
                                  (#"{"frames": 8"#, "lvd.json")] {
             try text.write(toFile: copy + "/lvd.json", atomically: true, encoding: .utf8)

@@ -10,8 +10,9 @@ import LVDFormats
 /// Generation defaults for the folder (the bundled tiny model is trained on 8-frame clips,
 /// samples in 20 steps, and learnt its unconditional branch from the empty caption), and per
 /// method a folder to use instead of this one (the same model with that method's adapters,
-/// relative to this folder) and parameter defaults that suit this model (they come after the
-/// plugin's own defaults and before `--param`). A folder without lvd.json has none of these.
+/// relative to this folder; that folder's own lvd.json then applies) or parameter defaults that
+/// suit this model (they come after the plugin's own defaults and before `--param`). A folder
+/// without lvd.json has none of these.
 struct FolderSettings: Equatable {
     var frames: Int?
     var steps: Int?
@@ -53,6 +54,11 @@ struct FolderSettings: Equatable {
                 default:
                     throw CLIError("\(path): \"methods.\(method).\(key)\" is not a known field (model, params)")
                 }
+            }
+            // The method then runs on the other folder, whose own lvd.json gives its parameters:
+            // these would be ignored.
+            if let variant = settings.variants[method], settings.params[method] != nil {
+                throw CLIError("\(path): \"methods.\(method).params\" would be ignored, since the method runs on '\(variant)': put them in that folder's lvd.json")
             }
         }
         return settings
