@@ -713,7 +713,9 @@ def stage_gligen(args):
     # — and after 1900 steps the adapters predicted noise exactly as well with every box mirrored
     # left-right (gligen-check). --gligen-box-loss makes each grounding token's attention from the
     # cells lie inside its box (the token-grounding loss on the fusers' maps), so that what a
-    # token carries lands where its box is; 400 steps at weight 1 opened the mirrored gap.
+    # token carries lands where its box is. 400 steps at weight 1 opened the mirrored gap, but the
+    # prediction with grounding became worse than without it and the boxes were still not
+    # followed (Models/README.md): a smaller weight from the start is the next thing to try.
     recorder = AttentionMaps([b.fuser.attn for b in spatial_blocks(unet)], objects=30) if args.gligen_box_loss > 0 else None
     print(f"gligen adapters: {sum(p.numel() for p in params) / 1e6:.2f} M parameters on {DEVICE}")
 
