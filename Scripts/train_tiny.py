@@ -667,6 +667,15 @@ def grounding_tokens(unet, tok, text, rows, picks, chosen_frames, rng, mirror=""
                              positive_embeddings=embeddings.reshape(-1, 30, width) * m.unsqueeze(-1))
 
 
+def box_targets(rows, picks, chosen_frames):
+    """The fusers' token_grounding_loss targets: (clip, frame, [grounding token], box) for every
+    object of clips `picks` in each of their `chosen_frames` where it is visible (object j's
+    token is slot j, as grounding_tokens lays them out)."""
+    return [(i, k, [j], obj["boxes"][f]) for i, p in enumerate(picks)
+            for j, obj in enumerate(rows[p]["objects"])
+            for k, f in enumerate(chosen_frames[i]) if obj["boxes"][f] is not None]
+
+
 class GroundingData:
     """What the GLIGEN stages read: the clips' meta rows, their latents (scaled as the UNet saw
     them), and the clips of --gligen-data that have objects."""
@@ -737,9 +746,7 @@ def stage_gligen(args):
         grounding.objects = None
         if recorder is not None:
             recorder.on = False
-            targets = [(i, k, [j], obj["boxes"][f]) for i, p in enumerate(picks)
-                       for j, obj in enumerate(rows[p]["objects"])
-                       for k, f in enumerate(chosen_frames[i]) if obj["boxes"][f] is not None]
+            targets = box_targets(rows, picks, chosen_frames)
             placed = token_grounding_loss(recorder.maps, targets, len(chosen_frames[0]))
             recorder.maps = []
             if placed is not None:
@@ -850,9 +857,7 @@ def stage_gligen_check(args):
             grounding.objects = None
             gaps = [f"{100 * (errors[k] - errors['true boxes']) / errors[k]:+.1f} % vs {k}" for k in ("mirrored x", "mirrored y")]
             print(f"  t={t}: " + ", ".join(f"{k} {v:.5f}" for k, v in errors.items()) + "; true boxes " + ", ".join(gaps))
-            targets = [(i, 0, [j], obj["boxes"][fs[0]]) for i, (p, fs) in enumerate(zip(picks, chosen_frames))
-                       for j, obj in enumerate(rows[p]["objects"]) if obj["boxes"][fs[0]] is not None]
-            placed = token_grounding_loss(recorder.maps, targets, 1)
+            placed = token_grounding_loss(recorder.maps, box_targets(rows, picks, chosen_frames), 1)
             print(f"    box loss {placed.item():.3f}; position R² x/y of each fuser's input: "
                   + " ".join(position_probe(x) for x in inputs))
             recorder.maps, inputs[:] = [], []
