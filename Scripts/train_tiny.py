@@ -837,6 +837,7 @@ def stage_gligen_check(args):
     chosen_frames = [[f] for f in rng.integers(0, data.latents.shape[2], len(picks))]
     z = data.frames(picks, chosen_frames)
     ids = token_ids(tok, [rows[p]["caption"] for p in picks])
+    targets = box_targets(rows, picks, chosen_frames)
     with torch.no_grad():
         context = text(ids.to(DEVICE)).last_hidden_state
         tokens = {"true boxes": grounding_tokens(unet, tok, text, rows, picks, chosen_frames, np.random.default_rng(7)),
@@ -857,7 +858,7 @@ def stage_gligen_check(args):
             grounding.objects = None
             gaps = [f"{100 * (errors[k] - errors['true boxes']) / errors[k]:+.1f} % vs {k}" for k in ("mirrored x", "mirrored y")]
             print(f"  t={t}: " + ", ".join(f"{k} {v:.5f}" for k, v in errors.items()) + "; true boxes " + ", ".join(gaps))
-            placed = token_grounding_loss(recorder.maps, box_targets(rows, picks, chosen_frames), 1)
+            placed = token_grounding_loss(recorder.maps, targets, 1)
             print(f"    box loss {placed.item():.3f}; position R² x/y of each fuser's input: "
                   + " ".join(position_probe(x) for x in inputs))
             recorder.maps, inputs[:] = [], []
