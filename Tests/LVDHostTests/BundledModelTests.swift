@@ -86,6 +86,23 @@ final class BundledModelTests: XCTestCase {
         result = try generate("a red ball", ["--method", "baseline", "--model", copy, "--param", "guidance_scale=3"], into: temp.file("c"))
         XCTAssertEqual(result.status, 0, result.output)
         XCTAssertEqual(try run(temp.file("c"))["params"]?.objectValue?["guidance_scale"], .number(3))
+        // Top-level params: for every method that takes them (the others skip them with a
+        // warning); a method's own entry comes after them.
+        try #"{"steps": 2, "params": {"guidance_scale": 7, "loss_scale": 4}}"#.write(toFile: copy + "/lvd.json", atomically: true, encoding: .utf8)
+        result = try generate("a red ball", ["--method", "baseline", "--model", copy], into: temp.file("d"))
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertEqual(try run(temp.file("d"))["params"]?.objectValue?["guidance_scale"], .number(7))
+        XCTAssertTrue(result.stderr.contains("params.loss_scale not used: method 'baseline' takes no such param"), result.stderr)
+        result = try generate("a red ball", ["--method", "lvd", "--model", copy, "--param", "max_iter=1"], into: temp.file("e"))
+        XCTAssertEqual(result.status, 0, result.output)
+        record = try run(temp.file("e"))
+        XCTAssertEqual(record["params"]?.objectValue?["guidance_scale"], .number(7))
+        XCTAssertEqual(record["params"]?.objectValue?["loss_scale"], .number(4))
+        try #"{"steps": 2, "params": {"guidance_scale": 7}, "methods": {"baseline": {"params": {"guidance_scale": 5}}}}"#
+            .write(toFile: copy + "/lvd.json", atomically: true, encoding: .utf8)
+        result = try generate("a red ball", ["--method", "baseline", "--model", copy], into: temp.file("f"))
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertEqual(try run(temp.file("f"))["params"]?.objectValue?["guidance_scale"], .number(5))
 
         // Bad entries: one line naming the file and the field; nothing written.
         for (text, expected) in [(#"{"methods": {"baseline": {"params": {"no_such": 1}}}}"#, "methods.baseline.params: unknown param 'no_such'"),
@@ -94,6 +111,8 @@ final class BundledModelTests: XCTestCase {
                                  (#"{"methods": {"baseline": {"modle": "x"}}}"#, "\"methods.baseline.modle\" is not a known field"),
                                  (#"{"methods": {"baseline": {"model": ".", "params": {"guidance_scale": 5}}}}"#,
                                   "\"methods.baseline.params\" would be ignored, since the method runs on '.'"),
+                                 (#"{"params": {"guidance_scale": -1}}"#, "lvd.json params: "),
+                                 (#"{"params": [1]}"#, "\"params\" must be an object of parameter defaults"),
                                  (#"{"frames": "eight"}"#, "\"frames\" must be a positive integer"),
                                  (#"{"frames": 8"#, "lvd.json")] {
             try text.write(toFile: copy + "/lvd.json", atomically: true, encoding: .utf8)
@@ -165,5 +184,15 @@ final class BundledModelTests: XCTestCase {
         XCTAssertEqual(second.status, 0, second.output)
         XCTAssertEqual(try JSONValue.parse(second.stdout).objectValue?["class_found"], figures["class_found"])
         XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: video)[.modificationDate] as? Date, before)
+        // Other settings into the same folder would mix videos: refused, naming the record.
+        let other = try lvd(arguments + ["--param", "guidance_scale=20"])
+        XCTAssertNotEqual(other.status, 0)
+        XCTAssertTrue(other.stderr.contains("bench-world.json") && other.stderr.contains("give another -o"), other.stderr)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: video)[.modificationDate] as? Date, before)
+        // --param reaches every generation.
+        let guided = try lvd(["bench", "world", "--captions", "1", "--steps", "2", "--param", "guidance_scale=20", "-o", temp.file("g"), "--json"])
+        XCTAssertEqual(guided.status, 0, guided.output)
+        let record = try JSONValue.parse(String(contentsOfFile: temp.file("g/caption-000/run.json"), encoding: .utf8)).objectValue
+        XCTAssertEqual(record?["params"]?.objectValue?["guidance_scale"], .number(20))
     }
 }

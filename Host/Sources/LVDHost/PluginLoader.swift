@@ -19,7 +19,7 @@ public struct LoadedPlugin: @unchecked Sendable {
     /// The parameters `create` receives: the schema's defaults, then the manifest's, then a model
     /// folder's for this method (`folder`, from its lvd.json), then the user's `--param key=value`
     /// settings, each validated.
-    public func resolveParams(_ settings: [String], folder: (source: String, values: JSONObject)? = nil) throws(PluginProblem) -> JSONObject {
+    public func resolveParams(_ settings: [String], folder: [(source: String, values: JSONObject)] = []) throws(PluginProblem) -> JSONObject {
         let subject = "\(manifest.kind.rawValue) '\(manifest.id)'"
         var user = JSONObject()
         for setting in settings {
@@ -32,7 +32,7 @@ public struct LoadedPlugin: @unchecked Sendable {
             }
         }
         do {
-            return try paramsSchema.resolve([("manifest \(manifest.path)", manifest.defaults)] + (folder.map { [$0] } ?? []) + [("--param", user)])
+            return try paramsSchema.resolve([("manifest \(manifest.path)", manifest.defaults)] + folder + [("--param", user)])
         } catch {
             throw PluginProblem(file: subject, reason: error.message, pluginID: manifest.id)
         }

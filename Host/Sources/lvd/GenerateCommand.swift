@@ -79,7 +79,11 @@ struct Generate: ParsableCommand {
 
         // Stage 2.
         let methodPlugin = try loader.load(catalog.require(id: method, kind: .method))
-        let resolved = try methodPlugin.resolveParams(params, folder: settings.paramsLayer(method, folder: modelPath))
+        let folderParams = settings.paramsLayers(method, folder: modelPath) { methodPlugin.paramsSchema[$0] != nil }
+        for name in folderParams.skipped {
+            warn("\(modelPath)/lvd.json: params.\(name) not used: method '\(method)' takes no such param")
+        }
+        let resolved = try methodPlugin.resolveParams(params, folder: folderParams.layers)
         let instance = try MethodInstance(plugin: methodPlugin, params: resolved)
         let loadedAt = Date()
         let folder = try Self.loadPipeline(modelPath)

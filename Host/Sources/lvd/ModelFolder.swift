@@ -3,20 +3,23 @@ import LVDFormats
 
 /// What a model folder's `lvd.json` says, all of it optional:
 ///
-///     {"frames": 8, "steps": 20, "negative_prompt": "",
+///     {"frames": 8, "steps": 20, "negative_prompt": "", "params": {"guidance_scale": 7.5},
 ///      "methods": {"lvd-gligen": {"model": "../tiny-gligen"},
 ///                  "lvd": {"params": {"loss_threshold": 0}}}}
 ///
 /// Generation defaults for the folder (the bundled tiny model is trained on 8-frame clips,
-/// samples in 20 steps, and learnt its unconditional branch from the empty caption), and per
-/// method a folder to use instead of this one (the same model with that method's adapters,
-/// relative to this folder; that folder's own lvd.json then applies) or parameter defaults that
-/// suit this model (they come after the plugin's own defaults and before `--param`). A folder
-/// without lvd.json has none of these.
+/// samples in 20 steps, and learnt its unconditional branch from the empty caption); parameter
+/// defaults for every method that takes them (a guidance scale suits a model, not one method);
+/// and per method a folder to use instead of this one (the same model with that method's
+/// adapters, relative to this folder; that folder's own lvd.json then applies) or parameter
+/// defaults that suit this model. Parameters resolve in the order: the plugin's defaults, this
+/// folder's `params`, its `methods.ID.params`, `--param`. A folder without lvd.json has none of these.
 struct FolderSettings: Equatable {
     var frames: Int?
     var steps: Int?
     var negativePrompt: String?
+    /// Parameter defaults for every method that declares the parameter.
+    var sharedParams = JSONObject()
     /// Method id → the folder that method uses in place of this one (as written, relative to it).
     var variants: [String: String] = [:]
     /// Method id → parameter defaults on this model.
@@ -41,6 +44,7 @@ struct FolderSettings: Equatable {
         settings.frames = try field("frames", { $0.intValue.flatMap { $0 > 0 ? $0 : nil } }, "a positive integer")
         settings.steps = try field("steps", { $0.intValue.flatMap { $0 > 0 ? $0 : nil } }, "a positive integer")
         settings.negativePrompt = try field("negative_prompt", \.stringValue, "a string")
+        settings.sharedParams = try field("params", \.objectValue, "an object of parameter defaults") ?? JSONObject()
         for (method, entry) in try field("methods", \.objectValue, "an object of method ids") ?? JSONObject() {
             guard let entry = entry.objectValue else { throw CLIError("\(path): \"methods.\(method)\" must be an object") }
             for (key, value) in entry {
@@ -64,9 +68,18 @@ struct FolderSettings: Equatable {
         return settings
     }
 
-    /// This folder's parameter defaults for `method`, as a layer for `resolveParams`.
-    func paramsLayer(_ method: String, folder: String) -> (source: String, values: JSONObject)? {
-        params[method].map { ("\(folder)/lvd.json methods.\(method).params", $0) }
+    /// This folder's parameter defaults for `method`, as layers for `resolveParams`: the shared
+    /// `params` the method `takes` (the others are returned as `skipped`), then its own.
+    func paramsLayers(_ method: String, folder: String, takes: (String) -> Bool)
+        -> (layers: [(source: String, values: JSONObject)], skipped: [String]) {
+        var shared = JSONObject(), skipped: [String] = []
+        for (name, value) in sharedParams {
+            if takes(name) { shared[name] = value } else { skipped.append(name) }
+        }
+        var layers: [(source: String, values: JSONObject)] = []
+        if !shared.isEmpty { layers.append(("\(folder)/lvd.json params", shared)) }
+        if let own = params[method] { layers.append(("\(folder)/lvd.json methods.\(method).params", own)) }
+        return (layers, skipped)
     }
 }
 

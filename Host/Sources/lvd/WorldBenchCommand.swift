@@ -26,6 +26,8 @@ extension Bench {
         @Option(help: "Frames (default: the model folder's lvd.json).") var frames: Int?
         @Option(help: "Denoising steps (default: the model folder's lvd.json).") var steps: Int?
         @Option(help: "First seed (item i uses seed + i for its scene and its noise).") var seed: UInt64 = 0
+        @Option(name: .customLong("param"), help: ArgumentHelp("A method parameter for both methods (repeatable), e.g. guidance_scale=20.", valueName: "key=value"))
+        var params: [String] = []
         @Option(name: [.short, .customLong("output")], help: "Output folder (one subfolder per video; kept for resuming).")
         var output: String = "lvd-bench-world"
         @Flag(help: "Print the figures as JSON.") var json = false
@@ -42,6 +44,28 @@ extension Bench {
             var layout: Layout?
             var kind: World.Kind?
             var colour: String?
+        }
+
+        /// The finished videos under -o are reused, so they must have been made with these settings:
+        /// `bench-world.json` records them, and a folder with videos made with others is refused,
+        /// not mixed.
+        func claimOutput() throws {
+            let settings = JSONValue.object(JSONObject([
+                "model": .string(model ?? "bundled"), "frames": frames.map { .number(Double($0)) } ?? .null,
+                "steps": steps.map { .number(Double($0)) } ?? .null, "seed": .number(Double(seed)),
+                "params": .array(params.map(JSONValue.string))]))
+            let stamp = output + "/bench-world.json"
+            let finished = ((try? FileManager.default.contentsOfDirectory(atPath: output)) ?? [])
+                .contains { FileManager.default.fileExists(atPath: output + "/" + $0 + "/run.json") }
+            if finished && FileManager.default.fileExists(atPath: stamp) {
+                let text = (try? String(contentsOfFile: stamp, encoding: .utf8)) ?? ""
+                guard let recorded = try? JSONValue.parse(text) else { throw CLIError("\(stamp): not JSON; remove it or give another -o") }
+                guard recorded == settings else {
+                    throw CLIError("\(stamp): the videos here were made with \(recorded.serialized()), not \(settings.serialized()); give another -o")
+                }
+            } else {
+                try writeAtomically(settings.serialized(pretty: true) + "\n", to: stamp)
+            }
         }
 
         func run() throws {
@@ -62,6 +86,7 @@ extension Bench {
                 }
             }
             try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+            try claimOutput()
             var classHits = 0, colourHits = 0, captionsDone = 0
             var pairs = 0, pairHits = 0, layoutsDone = 0, seconds: [String: [Double]] = [:]
             for (index, item) in items.enumerated() {
@@ -77,6 +102,7 @@ extension Bench {
                     arguments += ["--model", try Generate.modelFolder(model, method: item.method)]
                     if let frames { arguments += ["--frames", String(frames)] }
                     if let steps { arguments += ["--steps", String(steps)] }
+                    arguments += params.flatMap { ["--param", $0] }
                     arguments += host.pluginPaths.flatMap { ["--plugin-path", $0] }
                     let child = try ChildRun.run(arguments)
                     if let failure = child.failure {
