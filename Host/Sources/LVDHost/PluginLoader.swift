@@ -17,8 +17,8 @@ public struct LoadedPlugin: @unchecked Sendable {
     public let abi: (major: UInt32, minor: UInt32)
 
     /// The parameters `create` receives: the schema's defaults, then the manifest's, then a model
-    /// folder's for this method (`folder`, from its lvd.json), then the user's `--param key=value`
-    /// settings, each validated.
+    /// folder's for this method (`folder`: layers from its lvd.json, in order), then the user's
+    /// `--param key=value` settings, each validated.
     public func resolveParams(_ settings: [String], folder: [(source: String, values: JSONObject)] = []) throws(PluginProblem) -> JSONObject {
         let subject = "\(manifest.kind.rawValue) '\(manifest.id)'"
         var user = JSONObject()
