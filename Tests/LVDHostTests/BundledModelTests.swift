@@ -189,6 +189,10 @@ final class BundledModelTests: XCTestCase {
         XCTAssertNotEqual(other.status, 0)
         XCTAssertTrue(other.stderr.contains("bench-world.json") && other.stderr.contains("give another -o"), other.stderr)
         XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: video)[.modificationDate] as? Date, before)
+        // So would another model through $LVD_MODEL.
+        let elsewhere = try lvd(arguments, environment: ["LVD_MODEL": Self.models + "/tiny-gligen"])
+        XCTAssertNotEqual(elsewhere.status, 0)
+        XCTAssertTrue(elsewhere.stderr.contains("give another -o"), elsewhere.stderr)
         // --param reaches every generation.
         let guided = try lvd(["bench", "world", "--captions", "1", "--steps", "2", "--param", "guidance_scale=20", "-o", temp.file("g"), "--json"])
         XCTAssertEqual(guided.status, 0, guided.output)

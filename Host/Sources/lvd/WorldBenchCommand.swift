@@ -51,7 +51,7 @@ extension Bench {
         /// not mixed.
         func claimOutput() throws {
             let settings = JSONValue.object(JSONObject([
-                "model": .string(model ?? "bundled"), "frames": frames.map { .number(Double($0)) } ?? .null,
+                "model": .string(try Generate.modelFolder(model)), "frames": frames.map { .number(Double($0)) } ?? .null,
                 "steps": steps.map { .number(Double($0)) } ?? .null, "seed": .number(Double(seed)),
                 "params": .array(params.map(JSONValue.string))]))
             let stamp = output + "/bench-world.json"
