@@ -224,7 +224,10 @@ void lvdk_normalize_grad_rows(const float *g, const float *y_hat, const float *r
 // Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016):
 //   Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A   over 4×4 input tiles d and 2×2 output tiles Y.
 // Layouts: U[16][K][C] (transformed weights), V[16][C][ld] (transformed input tiles, tile index
-// p = p0 + ty·TW + tx), M[16][K][ld] (their products, from 16 GEMMs M_i = U_i · V_i).
+// p = p0 + ty·TW + tx), M[16][K][ld] (their products, from 16 GEMMs M_i = U_i · V_i). Plane i
+// starts at i·ps floats: the caller pads ps past K·C or C·ld so that the 16 (or 36) planes a
+// transform touches at once do not fall on one cache set (a plane of 320·320 floats is 100 pages,
+// and 36 lines of one set thrash the L1: the F(4×4) weight transform took a third of a conv).
 
 // Rows first … first+count−1 of an H×W plane into `count` rows of `width` values, zero-padded:
 // column j holds input column j−1, rows outside the plane are zeros (a tile's input window).
@@ -237,7 +240,7 @@ static inline void padded_rows(const float *plane, size_t H, size_t W, long firs
     }
 }
 
-LVDK_CLONES static void lvdk_winograd_weights_clones(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U) {
+LVDK_CLONES static void lvdk_winograd_weights_clones(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U, size_t ps) {
     for (size_t k = k0; k < k1; k++) {
         for (size_t c = 0; c < C; c++) {
             const float *w = g + (k * C + c) * 9;
@@ -250,15 +253,15 @@ LVDK_CLONES static void lvdk_winograd_weights_clones(const float *g, size_t K, s
             }
             for (int i = 0; i < 4; i++) {
                 float u[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]), 0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-                for (int j = 0; j < 4; j++) U[((size_t)(i * 4 + j) * K + k) * C + c] = u[j];
+                for (int j = 0; j < 4; j++) U[(size_t)(i * 4 + j) * ps + k * C + c] = u[j];
             }
         }
     }
 }
-void lvdk_winograd_weights(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U) { lvdk_winograd_weights_clones(g, K, C, k0, k1, U); }
+void lvdk_winograd_weights(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U, size_t ps) { lvdk_winograd_weights_clones(g, K, C, k0, k1, U, ps); }
 
 LVDK_CLONES static void lvdk_winograd_input_clones(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V,
-                                                   size_t ld, size_t p0) {
+                                                   size_t ld, size_t p0, size_t ps) {
     size_t TH = (H + 1) / 2, TW = (W + 1) / 2, PW = 2 * TW + 2;
     float d[4][PW], t[4][PW];
     for (size_t c = c0; c < c1; c++) {
@@ -272,10 +275,10 @@ LVDK_CLONES static void lvdk_winograd_input_clones(const float *x, size_t C, siz
                 t[3][j] = d[1][j] - d[3][j];
             }
             for (int i = 0; i < 4; i++) {
-                float *v0 = V + ((size_t)(i * 4 + 0) * C + c) * ld + p0 + ty * TW;
-                float *v1 = V + ((size_t)(i * 4 + 1) * C + c) * ld + p0 + ty * TW;
-                float *v2 = V + ((size_t)(i * 4 + 2) * C + c) * ld + p0 + ty * TW;
-                float *v3 = V + ((size_t)(i * 4 + 3) * C + c) * ld + p0 + ty * TW;
+                float *v0 = V + (size_t)(i * 4 + 0) * ps + c * ld + p0 + ty * TW;
+                float *v1 = V + (size_t)(i * 4 + 1) * ps + c * ld + p0 + ty * TW;
+                float *v2 = V + (size_t)(i * 4 + 2) * ps + c * ld + p0 + ty * TW;
+                float *v3 = V + (size_t)(i * 4 + 3) * ps + c * ld + p0 + ty * TW;
                 const float *row = t[i];
                 for (size_t tx = 0; tx < TW; tx++) {
                     float a = row[2 * tx], b = row[2 * tx + 1], e = row[2 * tx + 2], f = row[2 * tx + 3];
@@ -288,16 +291,16 @@ LVDK_CLONES static void lvdk_winograd_input_clones(const float *x, size_t C, siz
         }
     }
 }
-void lvdk_winograd_input(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V, size_t ld, size_t p0) { lvdk_winograd_input_clones(x, C, H, W, c0, c1, V, ld, p0); }
+void lvdk_winograd_input(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V, size_t ld, size_t p0, size_t ps) { lvdk_winograd_input_clones(x, C, H, W, c0, c1, V, ld, p0, ps); }
 
 LVDK_CLONES static void lvdk_winograd_output_clones(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0,
-                                                    size_t k1, float *out) {
+                                                    size_t k1, float *out, size_t ps) {
     size_t TH = (H + 1) / 2, TW = (W + 1) / 2;
     for (size_t k = k0; k < k1; k++) {
         float *plane = out + k * H * W;
         for (size_t ty = 0; ty < TH; ty++) {
             const float *m[16];
-            for (int i = 0; i < 16; i++) m[i] = M + ((size_t)i * K + k) * ld + p0 + ty * TW;
+            for (int i = 0; i < 16; i++) m[i] = M + (size_t)i * ps + k * ld + p0 + ty * TW;
             size_t y0 = 2 * ty, y1 = 2 * ty + 1;
             for (size_t tx = 0; tx < TW; tx++) {
                 float s[4], r[4];
@@ -316,13 +319,13 @@ LVDK_CLONES static void lvdk_winograd_output_clones(const float *M, size_t K, si
         }
     }
 }
-void lvdk_winograd_output(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0, size_t k1, float *out) { lvdk_winograd_output_clones(M, K, ld, p0, H, W, k0, k1, out); }
+void lvdk_winograd_output(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0, size_t k1, float *out, size_t ps) { lvdk_winograd_output_clones(M, K, ld, p0, H, W, k0, k1, out, ps); }
 
 // ---- Winograd F(4×4, 3×3) (Lavin & Gray, points 0, ±1, ±2) ----
 //   Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A   over 6×6 input tiles d (stride 4) and 4×4 output tiles Y.
 // 36 products per 16 outputs (direct: 144; F(2×2, 3×3): 64). Layouts as above with 36 planes.
 
-LVDK_CLONES static void lvdk_winograd43_weights_clones(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U) {
+LVDK_CLONES static void lvdk_winograd43_weights_clones(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U, size_t ps) {
     const float q = 0.25f, s6 = 1.0f / 6, s12 = 1.0f / 12, s24 = 1.0f / 24;
     for (size_t k = k0; k < k1; k++) {
         for (size_t c = 0; c < C; c++) {
@@ -339,8 +342,8 @@ LVDK_CLONES static void lvdk_winograd43_weights_clones(const float *g, size_t K,
             }
             for (int i = 0; i < 6; i++) {
                 float a = t[i][0], b = t[i][1], e = t[i][2];
-                float *u = U + ((size_t)(i * 6) * K + k) * C + c;
-                size_t plane = K * C;
+                float *u = U + (size_t)(i * 6) * ps + k * C + c;
+                size_t plane = ps;
                 u[0] = q * a;
                 u[plane] = -s6 * (a + b + e);
                 u[2 * plane] = -s6 * (a - b + e);
@@ -351,10 +354,10 @@ LVDK_CLONES static void lvdk_winograd43_weights_clones(const float *g, size_t K,
         }
     }
 }
-void lvdk_winograd43_weights(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U) { lvdk_winograd43_weights_clones(g, K, C, k0, k1, U); }
+void lvdk_winograd43_weights(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U, size_t ps) { lvdk_winograd43_weights_clones(g, K, C, k0, k1, U, ps); }
 
 LVDK_CLONES static void lvdk_winograd43_input_clones(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V,
-                                                     size_t ld, size_t p0) {
+                                                     size_t ld, size_t p0, size_t ps) {
     size_t TH = (H + 3) / 4, TW = (W + 3) / 4, PW = 4 * TW + 4;
     float d[6][PW], t[6][PW], phase[4][TW + 1];
     for (size_t c = c0; c < c1; c++) {
@@ -382,8 +385,8 @@ LVDK_CLONES static void lvdk_winograd43_input_clones(const float *x, size_t C, s
                     phase[3][u] = row[4 * u + 3];
                 }
                 const float *e0 = phase[0], *e1 = phase[1], *e2 = phase[2], *e3 = phase[3], *e4 = phase[0] + 1, *e5 = phase[1] + 1;
-                float *v0 = V + ((size_t)(i * 6 + 0) * C + c) * ld + p0 + ty * TW;
-                size_t stride = C * ld;
+                float *v0 = V + (size_t)(i * 6 + 0) * ps + c * ld + p0 + ty * TW;
+                size_t stride = ps;
                 float *v1 = v0 + stride, *v2 = v1 + stride, *v3 = v2 + stride, *v4 = v3 + stride, *v5 = v4 + stride;
                 for (size_t tx = 0; tx < TW; tx++) {
                     v0[tx] = 4 * e0[tx] - 5 * e2[tx] + e4[tx];
@@ -397,10 +400,10 @@ LVDK_CLONES static void lvdk_winograd43_input_clones(const float *x, size_t C, s
         }
     }
 }
-void lvdk_winograd43_input(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V, size_t ld, size_t p0) { lvdk_winograd43_input_clones(x, C, H, W, c0, c1, V, ld, p0); }
+void lvdk_winograd43_input(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V, size_t ld, size_t p0, size_t ps) { lvdk_winograd43_input_clones(x, C, H, W, c0, c1, V, ld, p0, ps); }
 
 LVDK_CLONES static void lvdk_winograd43_output_clones(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0,
-                                                      size_t k1, float *out) {
+                                                      size_t k1, float *out, size_t ps) {
     size_t TH = (H + 3) / 4, TW = (W + 3) / 4;
     float s[4][6][TW], phase[4][TW];
     for (size_t k = k0; k < k1; k++) {
@@ -408,8 +411,8 @@ LVDK_CLONES static void lvdk_winograd43_output_clones(const float *M, size_t K, 
         for (size_t ty = 0; ty < TH; ty++) {
             // s = Aᵀ m over the six rows of each tile column j, for all tiles of the row at once.
             for (int j = 0; j < 6; j++) {
-                const float *a0 = M + ((size_t)j * K + k) * ld + p0 + ty * TW;
-                size_t stride = 6 * K * ld;
+                const float *a0 = M + (size_t)j * ps + k * ld + p0 + ty * TW;
+                size_t stride = 6 * ps;
                 const float *a1 = a0 + stride, *a2 = a1 + stride, *a3 = a2 + stride, *a4 = a3 + stride, *a5 = a4 + stride;
                 for (size_t tx = 0; tx < TW; tx++) {
                     s[0][j][tx] = a0[tx] + a1[tx] + a2[tx] + a3[tx] + a4[tx];
@@ -435,7 +438,7 @@ LVDK_CLONES static void lvdk_winograd43_output_clones(const float *M, size_t K, 
         }
     }
 }
-void lvdk_winograd43_output(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0, size_t k1, float *out) { lvdk_winograd43_output_clones(M, K, ld, p0, H, W, k0, k1, out); }
+void lvdk_winograd43_output(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0, size_t k1, float *out, size_t ps) { lvdk_winograd43_output_clones(M, K, ld, p0, H, W, k0, k1, out, ps); }
 
 // ---- The weight gradient through either Winograd form (Lavin & Gray §5) ----
 // Y = Aᵀ [U ⊙ V] A with U = G g Gᵀ is linear in g, so for a loss L:
@@ -452,7 +455,7 @@ static const float winograd_g4[6][3] = {{0.25f, 0, 0}, {-1.0f / 6, -1.0f / 6, -1
 // Z = A ∂Y Aᵀ for every m×m tile of output channels k0 … k1−1 of one image (∂Y is K×H×W;
 // rows and columns past the plane are zeros), into Z[(m+2)²][K][ld] at tile p0 + ty·TW + tx.
 LVDK_CLONES static void lvdk_winograd_output_adjoint_clones(const float *dy, size_t K, size_t H, size_t W, size_t m, size_t k0,
-                                                            size_t k1, float *Z, size_t ld, size_t p0) {
+                                                            size_t k1, float *Z, size_t ld, size_t p0, size_t ps) {
     size_t n = m + 2, TH = (H + m - 1) / m, TW = (W + m - 1) / m, PW = TW * m;
     const float *at = m == 4 ? &winograd_at4[0][0] : &winograd_at2[0][0];
     float rows[4][PW], t[6][PW], phase[4][TW];
@@ -480,7 +483,7 @@ LVDK_CLONES static void lvdk_winograd_output_adjoint_clones(const float *dy, siz
                 for (size_t q = 0; q < m; q++)
                     for (size_t tx = 0; tx < TW; tx++) phase[q][tx] = t[j][m * tx + q];
                 for (size_t l = 0; l < n; l++) {
-                    float *z = Z + ((j * n + l) * K + k) * ld + p0 + ty * TW;
+                    float *z = Z + (j * n + l) * ps + k * ld + p0 + ty * TW;
                     for (size_t tx = 0; tx < TW; tx++) z[tx] = 0;
                     for (size_t q = 0; q < m; q++) {
                         float a = at[q * n + l];
@@ -493,12 +496,12 @@ LVDK_CLONES static void lvdk_winograd_output_adjoint_clones(const float *dy, siz
         }
     }
 }
-void lvdk_winograd_output_adjoint(const float *dy, size_t K, size_t H, size_t W, size_t m, size_t k0, size_t k1, float *Z, size_t ld, size_t p0) { lvdk_winograd_output_adjoint_clones(dy, K, H, W, m, k0, k1, Z, ld, p0); }
+void lvdk_winograd_output_adjoint(const float *dy, size_t K, size_t H, size_t W, size_t m, size_t k0, size_t k1, float *Z, size_t ld, size_t p0, size_t ps) { lvdk_winograd_output_adjoint_clones(dy, K, H, W, m, k0, k1, Z, ld, p0, ps); }
 
 // ∂g = Gᵀ ∂U G for output channels k0 … k1−1 (∂U is [(m+2)²][K][C], ∂g is K×C×3×3).
 LVDK_CLONES static void lvdk_winograd_weights_adjoint_clones(const float *dU, size_t K, size_t C, size_t m, size_t k0, size_t k1,
-                                                             float *dg) {
-    size_t n = m + 2, planeSize = K * C;
+                                                             float *dg, size_t ps) {
+    size_t n = m + 2, planeSize = ps;
     const float *g = m == 4 ? &winograd_g4[0][0] : &winograd_g2[0][0];
     for (size_t k = k0; k < k1; k++) {
         for (size_t c = 0; c < C; c++) {
@@ -520,7 +523,7 @@ LVDK_CLONES static void lvdk_winograd_weights_adjoint_clones(const float *dU, si
         }
     }
 }
-void lvdk_winograd_weights_adjoint(const float *dU, size_t K, size_t C, size_t m, size_t k0, size_t k1, float *dg) { lvdk_winograd_weights_adjoint_clones(dU, K, C, m, k0, k1, dg); }
+void lvdk_winograd_weights_adjoint(const float *dU, size_t K, size_t C, size_t m, size_t k0, size_t k1, float *dg, size_t ps) { lvdk_winograd_weights_adjoint_clones(dU, K, C, m, k0, k1, dg, ps); }
 
 // ---- Winograd F(4, 3) along one axis: UNet3D's temporal (3, 1, 1) convolution ----
 // On (C, F, P) planes (P = H·W positions) with taps over frames, padding 1: output frames

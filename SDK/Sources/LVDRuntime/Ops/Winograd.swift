@@ -24,72 +24,79 @@ enum Winograd {
         return g.h >= 8 && g.w >= 8 && g.n * ((g.h + 3) / 4) * ((g.w + 3) / 4) >= 256 ? .four : .two
     }
 
+    /// Floats between the starts of two planes of `size` floats: past the next multiple of 1024
+    /// (4 KiB) by one cache line, so consecutive planes start on different cache sets (kernels.c).
+    static func planeStride(_ size: Int) -> Int { (size + 1023) / 1024 * 1024 + 16 }
+
     static func forward(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry, into output: Tensor) throws(TensorError) {
         let (k, c, h, w) = (g.o, g.c, g.h, g.w)
         let tile = tile(g), m = tile.rawValue
         let planes = (m + 2) * (m + 2)
         let tiles = ((h + m - 1) / m) * ((w + m - 1) / m)
-        let u = try Tensor.empty([planes, k, c])
+        let us = planeStride(k * c)
+        let u = try Tensor.empty([planes * us])
         let pw = weight.floats, puw = u.floats
         Parallel.forEachChunk(k, grain: Swift.max(1, 4096 / Swift.max(c, 1))) { range in
             switch tile {
-            case .two: lvdk_winograd_weights(pw, k, c, range.lowerBound, range.upperBound, puw)
-            case .four: lvdk_winograd43_weights(pw, k, c, range.lowerBound, range.upperBound, puw)
+            case .two: lvdk_winograd_weights(pw, k, c, range.lowerBound, range.upperBound, puw, us)
+            case .four: lvdk_winograd43_weights(pw, k, c, range.lowerBound, range.upperBound, puw, us)
             }
         }
-        try forEachImageChunk(x, g, tile) { first, images, v throws(TensorError) in
-            let ld = images * tiles
-            let product = try Tensor.empty([planes, k, ld])
+        try forEachImageChunk(x, g, tile) { first, images, v, vs throws(TensorError) in
+            let ld = images * tiles, ms = planeStride(k * ld)
+            let product = try Tensor.empty([planes * ms])
             let pv = v.floats, pm = product.floats, pu = u.floats, out = output.floats
             for i in 0..<planes {
-                BLAS.gemm(transA: false, transB: false, m: k, n: ld, k: c, a: pu + i * k * c, lda: c,
-                          b: pv + i * c * ld, ldb: ld, c: pm + i * k * ld, ldc: ld)
+                BLAS.gemm(transA: false, transB: false, m: k, n: ld, k: c, a: pu + i * us, lda: c,
+                          b: pv + i * vs, ldb: ld, c: pm + i * ms, ldc: ld)
             }
             // Output tiles, threaded over (image, output channel).
             Parallel.forEachChunk(images * k, grain: Swift.max(1, 4096 / Swift.max(tiles, 1))) { range in
                 for index in range {
                     let image = index / k, channel = index % k, target = out + (first + image) * k * h * w
                     switch tile {
-                    case .two: lvdk_winograd_output(pm, k, ld, image * tiles, h, w, channel, channel + 1, target)
-                    case .four: lvdk_winograd43_output(pm, k, ld, image * tiles, h, w, channel, channel + 1, target)
+                    case .two: lvdk_winograd_output(pm, k, ld, image * tiles, h, w, channel, channel + 1, target, ms)
+                    case .four: lvdk_winograd43_output(pm, k, ld, image * tiles, h, w, channel, channel + 1, target, ms)
                     }
                 }
             }
         }
     }
 
-    /// Calls `body(first, count, V)` for consecutive chunks of the batch's images, as many at a
-    /// time as `Conv2dSettings.winogradBudget` allows for their transformed tiles and products,
-    /// with V the chunk's transformed input tiles.
+    /// Calls `body(first, count, V, plane stride of V)` for consecutive chunks of the batch's
+    /// images, as many at a time as `Conv2dSettings.winogradBudget` allows for their transformed
+    /// tiles and products, with V the chunk's transformed input tiles.
     private static func forEachImageChunk(_ x: Tensor, _ g: ConvGeometry, _ tile: Tile,
-                                          _ body: (Int, Int, Tensor) throws(TensorError) -> Void) throws(TensorError) {
+                                          _ body: (Int, Int, Tensor, Int) throws(TensorError) -> Void) throws(TensorError) {
         let m = tile.rawValue, planes = (m + 2) * (m + 2)
         let tiles = ((g.h + m - 1) / m) * ((g.w + m - 1) / m)
         let perImage = planes * (g.c + g.o) * tiles * 4
         let chunk = Swift.max(1, Swift.min(g.n, Conv2dSettings.winogradBudget / Swift.max(perImage, 1)))
         for first in stride(from: 0, to: g.n, by: chunk) {
             let images = Swift.min(chunk, g.n - first)
-            try body(first, images, try inputTiles(x, g, tile, images: first..<(first + images)))
+            let (v, vs) = try inputTiles(x, g, tile, images: first..<(first + images))
+            try body(first, images, v, vs)
         }
     }
 
-    /// Bᵀ d B of every input tile of `images`, as V[(m+2)²][C][images · tiles], threaded over
-    /// (image, channel).
-    private static func inputTiles(_ x: Tensor, _ g: ConvGeometry, _ tile: Tile, images: Range<Int>) throws(TensorError) -> Tensor {
+    /// Bᵀ d B of every input tile of `images`, as V[(m+2)²][C][images · tiles] with its plane
+    /// stride, threaded over (image, channel).
+    private static func inputTiles(_ x: Tensor, _ g: ConvGeometry, _ tile: Tile, images: Range<Int>) throws(TensorError) -> (Tensor, Int) {
         let (c, h, w, m) = (g.c, g.h, g.w, tile.rawValue)
         let tiles = ((h + m - 1) / m) * ((w + m - 1) / m), ld = images.count * tiles
-        let v = try Tensor.empty([(m + 2) * (m + 2), c, ld])
+        let vs = planeStride(c * ld)
+        let v = try Tensor.empty([(m + 2) * (m + 2) * vs])
         let px = x.floats, pv = v.floats
         Parallel.forEachChunk(images.count * c, grain: Swift.max(1, 4096 / Swift.max(tiles, 1))) { range in
             for index in range {
                 let image = index / c, channel = index % c, source = px + (images.lowerBound + image) * c * h * w
                 switch tile {
-                case .two: lvdk_winograd_input(source, c, h, w, channel, channel + 1, pv, ld, image * tiles)
-                case .four: lvdk_winograd43_input(source, c, h, w, channel, channel + 1, pv, ld, image * tiles)
+                case .two: lvdk_winograd_input(source, c, h, w, channel, channel + 1, pv, ld, image * tiles, vs)
+                case .four: lvdk_winograd43_input(source, c, h, w, channel, channel + 1, pv, ld, image * tiles, vs)
                 }
             }
         }
-        return v
+        return (v, vs)
     }
 
     /// ∂L/∂weight (O, C, 3, 3) of the convolution of `x` given ∂L/∂Y `dy` (both contiguous):
@@ -100,27 +107,28 @@ enum Winograd {
         let tile = tile(g), m = tile.rawValue
         let planes = (m + 2) * (m + 2)
         let tiles = ((h + m - 1) / m) * ((w + m - 1) / m)
-        let du = try Tensor.empty([planes, k, c])
-        try forEachImageChunk(x, g, tile) { first, images, v throws(TensorError) in
-            let ld = images * tiles
-            let z = try Tensor.empty([planes, k, ld])
+        let us = planeStride(k * c)
+        let du = try Tensor.empty([planes * us])
+        try forEachImageChunk(x, g, tile) { first, images, v, vs throws(TensorError) in
+            let ld = images * tiles, zs = planeStride(k * ld)
+            let z = try Tensor.empty([planes * zs])
             let pdy = dy.floats, pz = z.floats, pv = v.floats, pu = du.floats
             Parallel.forEachChunk(images * k, grain: Swift.max(1, 4096 / Swift.max(tiles, 1))) { range in
                 for index in range {
                     let image = index / k, channel = index % k
                     lvdk_winograd_output_adjoint(pdy + (first + image) * k * h * w, k, h, w, m, channel, channel + 1,
-                                                 pz, ld, image * tiles)
+                                                 pz, ld, image * tiles, zs)
                 }
             }
             for i in 0..<planes {
-                BLAS.gemm(transA: false, transB: true, m: k, n: c, k: ld, a: pz + i * k * ld, lda: ld,
-                          b: pv + i * c * ld, ldb: ld, beta: first == 0 ? 0 : 1, c: pu + i * k * c, ldc: c)
+                BLAS.gemm(transA: false, transB: true, m: k, n: c, k: ld, a: pz + i * zs, lda: ld,
+                          b: pv + i * vs, ldb: ld, beta: first == 0 ? 0 : 1, c: pu + i * us, ldc: c)
             }
         }
         let dw = try Tensor.empty([k, c, 3, 3])
         let pu = du.floats, pw = dw.floats
         Parallel.forEachChunk(k, grain: Swift.max(1, 4096 / Swift.max(c, 1))) { range in
-            lvdk_winograd_weights_adjoint(pu, k, c, m, range.lowerBound, range.upperBound, pw)
+            lvdk_winograd_weights_adjoint(pu, k, c, m, range.lowerBound, range.upperBound, pw, us)
         }
         return dw
     }
