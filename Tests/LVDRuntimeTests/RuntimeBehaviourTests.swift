@@ -100,10 +100,49 @@ final class RuntimeBehaviourTests: XCTestCase {
         let mask = try Tensor((0..<(lq * lk)).map { $0 % 5 == 0 ? -1e9 : 0 }, shape: [1, lq, lk])
         for m in [nil, mask] {
             let blocked = try GradMode.withoutGrad { try Tensor.attention(query: q, key: k, value: v, mask: m).output.toArray() }
-            // With q requiring grad the tape's path runs: the whole scores at once.
+            // With q requiring grad the tape's path runs: the whole scores at once (one node
+            // without a mask, the composed ops with one).
             let whole = try Tensor.attention(query: q.detached().requiringGrad(), key: k, value: v, mask: m).output.toArray()
             let worst = zip(blocked, whole).map { Swift.abs($0 - $1) }.max()!
             XCTAssertLessThanOrEqual(worst, 1e-6, m == nil ? "no mask" : "with a mask")
+        }
+    }
+
+    /// Recorded attention without mask or capture is one tape node with its own backward; its
+    /// output and gradients must equal those of the composed ops (scale, matmuls, softmax —
+    /// checked against torch by the harness), which run when the probabilities are returned.
+    /// Cases: batches one at a time with threaded products (1 and 3 batches), batches spread
+    /// over the threads, a heads view of a (n, L, heads, d) projection, and some inputs only.
+    func testAttentionNodeMatchesTheComposedOps() throws {
+        let cases: [(q: [Int], k: [Int], headsView: Bool, needs: [Bool])] = [
+            ([1, 40, 24], [1, 33, 24], false, [true, true, true]),
+            ([3, 7, 4], [3, 5, 4], false, [true, true, true]),
+            ([6, 9, 8], [6, 7, 8], false, [true, false, true]),
+            ([2, 9, 3, 8], [2, 6, 3, 8], true, [false, true, true]),
+            ([5, 16, 16], [5, 16, 16], false, [true, false, false]),
+        ]
+        for (index, c) in cases.enumerated() {
+            func operand(_ shape: [Int], _ seed: UInt64) throws -> Tensor {
+                let t = try Noise.randn(shape, seed: seed)
+                return c.headsView ? try t.permuted([0, 2, 1, 3]) : t
+            }
+            let q = try operand(c.q, 20 + UInt64(index)), k = try operand(c.k, 30 + UInt64(index))
+            let v = try operand(c.k, 40 + UInt64(index))
+            let probe = try GradMode.withoutGrad { try Tensor.attention(query: q, key: k, value: v).output }
+            let seed = try Noise.randn(probe.shape, seed: 50 + UInt64(index))
+            func run(composed: Bool) throws -> [[Float]] {
+                let inputs = [q, k, v].enumerated().map { $0.element.detached().requiringGrad(c.needs[$0.offset]) }
+                let out = try Tensor.attention(query: inputs[0], key: inputs[1], value: inputs[2], returnProbabilities: composed).output
+                try out.backward(seed: seed)
+                return try [out.toArray()] + inputs.map { try $0.grad?.toArray() ?? [] }
+            }
+            let node = try run(composed: false), composed = try run(composed: true)
+            for (which, (a, b)) in zip(["output", "dq", "dk", "dv"], zip(node, composed)) {
+                XCTAssertEqual(a.count, b.count, "case \(index) \(which)")
+                guard !b.isEmpty else { continue }
+                let scale = Swift.max(b.map(Swift.abs).max()!, 1e-6)
+                XCTAssertLessThan(zip(a, b).map { Swift.abs($0 - $1) }.max()! / scale, 1e-5, "case \(index) \(which)")
+            }
         }
     }
 

@@ -4,7 +4,7 @@ import Glibc
 import LVDKernels
 
 /// The primitive ops the tape records, with what each backward rule needs. Composite ops
-/// (mean, GEGLU, QuickGELU, attention, reflect padding, Gaussian smoothing, linear, …) are
+/// (mean, GEGLU, QuickGELU, masked or captured attention, reflect padding, Gaussian smoothing, linear, …) are
 /// built from these and get their gradients for free.
 enum Op {
     // Views and copies
@@ -27,6 +27,8 @@ enum Op {
     // Neural-network ops
     case matmul
     case softmax, logSoftmax
+    /// Scaled dot-product attention of (query, key, value), its probabilities kept.
+    case attention(scale: Float, probabilities: Tensor)
     /// Row normalisation shared by layer norm and group norm (affine parts are composites).
     case normalize(NormStats, groupSize: Int)
     case upsampleNearest2x
@@ -68,6 +70,7 @@ enum Op {
         case .matmul: return "matmul"
         case .softmax: return "softmax"
         case .logSoftmax: return "log_softmax"
+        case .attention: return "attention"
         case .normalize: return "normalize"
         case .upsampleNearest2x: return "upsample"
         case .conv2d: return "conv2d"
@@ -192,6 +195,8 @@ enum Gradients {
                 lvdk_softmax_grad_rows(pg + range.lowerBound * n, py + range.lowerBound * n, out + range.lowerBound * n, range.count, n)
             }
             return [dx]
+        case .attention(let scale, let probabilities):
+            return try Tensor.attentionBackward(query: x[0], key: x[1], value: x[2], probabilities: probabilities, scale: scale, gradient: g)
         case .logSoftmax:
             return [try g - y.exp() * g.sum(axes: [-1], keepDims: true)]
         case .normalize(let stats, let length):

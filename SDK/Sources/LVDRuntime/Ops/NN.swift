@@ -225,6 +225,10 @@ extension Tensor {
             }
             return (try Tensor.concat(blocks, axis: rank - 2), nil)
         }
+        if recording && !returnProbabilities && mask == nil,
+           let recorded = try recordedAttention(query: query, key: key, value: value, scale: scale ?? 1 / Float(d).squareRoot()) {
+            return (recorded, nil)
+        }
         // (q·s)·kᵀ = s·(q·kᵀ): scaling q touches Lq·d elements instead of Lq·Lk.
         var scores = try (query * (scale ?? 1 / Float(d).squareRoot())).matmul(key.transposed(-2, -1))
         // An additive mask (0 where attending, a large negative number where not), broadcast.
@@ -262,17 +266,7 @@ extension Tensor {
             output = try Tensor.empty(batchShape + [lq, dv])
             ldo = dv
         }
-        func offsets(_ t: Tensor) -> [Int] {
-            (0..<batch).map { index in
-                var rest = index, offset = t.offset
-                for axis in stride(from: rank - 3, through: 0, by: -1) {
-                    offset += (rest % t.shape[axis]) * t.strides[axis]
-                    rest /= t.shape[axis]
-                }
-                return offset
-            }
-        }
-        let (oq, ok, ov, oo) = (offsets(q), offsets(k), offsets(v), offsets(output))
+        let (oq, ok, ov, oo) = (q.matrixOffsets(), k.matrixOffsets(), v.matrixOffsets(), output.matrixOffsets())
         let rows = Swift.max(1, Swift.min(lq, (64 << 10) / lk))
         let blocks = (lq + rows - 1) / rows, tasks = batch * blocks
         let workers = Swift.min(Parallel.threads, tasks)
@@ -291,6 +285,131 @@ extension Tensor {
         }
         if OpProfile.enabled { OpProfile.charge("attention", output.shape) }
         return output
+    }
+
+    /// Where each matrix of a (…, rows, columns) tensor starts in its storage, batch index
+    /// order (the leading axes flattened row-major), whatever their strides.
+    func matrixOffsets() -> [Int] {
+        let batch = shape.dropLast(2).reduce(1, *)
+        return (0..<batch).map { index in
+            var rest = index, offset = self.offset
+            for axis in stride(from: rank - 3, through: 0, by: -1) {
+                offset += (rest % shape[axis]) * strides[axis]
+                rest /= shape[axis]
+            }
+            return offset
+        }
+    }
+
+    /// The operand as attention's kernels read it: unit-stride f32 rows (a copy otherwise).
+    fileprivate func attentionOperand() throws(TensorError) -> Tensor {
+        dtype == .f32 && strides[rank - 1] == 1 && strides[rank - 2] >= shape[rank - 1] ? self : try contiguous()
+    }
+
+    /// Runs `body(b, worker)` for every batch index: spread over the threads when the batches
+    /// share them out evenly, each product then on its worker's thread; else one batch at a time
+    /// (worker nil), the products split over the threads.
+    fileprivate static func forEachAttentionBatch(_ batch: Int, _ body: (Int, Int?) -> Void) {
+        let threads = Parallel.threads
+        guard threads > 1, batch >= 2 * threads || batch == threads else {
+            for b in 0..<batch { body(b, threads > 1 ? nil : 0) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: threads) { worker in
+                for b in (worker * batch / threads)..<((worker + 1) * batch / threads) { body(b, worker) }
+            }
+        }
+    }
+
+    /// C = alpha · op(A) · op(B) on this thread or split over the runtime's threads.
+    @inline(__always)
+    fileprivate static func attentionGemm(_ oneThread: Bool, transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                                          alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                          c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if oneThread {
+            BLAS.gemmOnOneThread(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc)
+        } else {
+            BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc)
+        }
+    }
+
+    /// Recorded attention (no mask, no capture) as one tape node instead of a scale, two
+    /// matmuls and a softmax: per batch the scores are computed, softmaxed into the kept
+    /// probabilities (the backward needs them, and nothing else of the forward) and multiplied
+    /// by the values. `attentionBackward` walks each batch once.
+    private static func recordedAttention(query: Tensor, key: Tensor, value: Tensor, scale: Float) throws(TensorError) -> Tensor? {
+        let rank = query.rank
+        guard rank >= 3, Array(key.shape.dropLast(2)) == Array(query.shape.dropLast(2)),
+              Array(value.shape.dropLast(2)) == Array(query.shape.dropLast(2)) else { return nil }
+        let q = try query.attentionOperand(), k = try key.attentionOperand(), v = try value.attentionOperand()
+        let lq = q.shape[rank - 2], d = q.shape[rank - 1], lk = k.shape[rank - 2], dv = v.shape[rank - 1]
+        let batchShape = Array(q.shape.dropLast(2)), batch = batchShape.reduce(1, *)
+        let probabilities = try Tensor.empty(batchShape + [lq, lk]), output = try Tensor.empty(batchShape + [lq, dv])
+        let (oq, ok, ov) = (q.matrixOffsets(), k.matrixOffsets(), v.matrixOffsets())
+        let (ldq, ldk, ldv) = (q.strides[rank - 2], k.strides[rank - 2], v.strides[rank - 2])
+        let (pq, pk, pv) = (q.storage.floats(), k.storage.floats(), v.storage.floats())
+        let (pp, po) = (probabilities.floats, output.floats)
+        forEachAttentionBatch(batch) { b, worker in
+            let p = pp + b * lq * lk, oneThread = worker != nil
+            attentionGemm(oneThread, transB: true, m: lq, n: lk, k: d, alpha: scale, a: pq + oq[b], lda: ldq, b: pk + ok[b], ldb: ldk, c: p, ldc: lk)
+            if oneThread {
+                lvdk_softmax_rows(p, p, lq, lk, 0)
+            } else {
+                Parallel.forEachChunk(lq, grain: Swift.max(1, 16_384 / Swift.max(lk, 1))) { rows in
+                    lvdk_softmax_rows(p + rows.lowerBound * lk, p + rows.lowerBound * lk, rows.count, lk, 0)
+                }
+            }
+            attentionGemm(oneThread, m: lq, n: dv, k: lk, a: p, lda: lk, b: pv + ov[b], ldb: ldv, c: po + b * lq * dv, ldc: dv)
+        }
+        return Tensor.record(output, .attention(scale: scale, probabilities: probabilities), [query, key, value])
+    }
+
+    /// The gradients of recorded attention, per batch: dV = Pᵀ·dO, dP = dO·Vᵀ,
+    /// dS = P ⊙ (dP − rowsum(dP ⊙ P)), dQ = s·dS·K, dK = s·dSᵀ·Q — nil for an input that
+    /// needs none.
+    static func attentionBackward(query: Tensor, key: Tensor, value: Tensor, probabilities: Tensor, scale: Float,
+                                  gradient: Tensor) throws(TensorError) -> [Tensor?] {
+        let rank = query.rank
+        let q = try query.attentionOperand(), k = try key.attentionOperand(), v = try value.attentionOperand()
+        let g = try gradient.attentionOperand()
+        let lq = q.shape[rank - 2], d = q.shape[rank - 1], lk = k.shape[rank - 2], dv = v.shape[rank - 1]
+        let batch = q.shape.dropLast(2).reduce(1, *)
+        let needQ = query.requiresGrad, needK = key.requiresGrad, needV = value.requiresGrad
+        let dq = needQ ? try Tensor.empty(q.shape) : nil, dk = needK ? try Tensor.empty(k.shape) : nil
+        let dvT = needV ? try Tensor.empty(v.shape) : nil
+        let (oq, ok, ov, og) = (q.matrixOffsets(), k.matrixOffsets(), v.matrixOffsets(), g.matrixOffsets())
+        let (ldq, ldk, ldv, ldg) = (q.strides[rank - 2], k.strides[rank - 2], v.strides[rank - 2], g.strides[rank - 2])
+        let (pq, pk, pv, pg, pp) = (q.storage.floats(), k.storage.floats(), v.storage.floats(), g.storage.floats(), probabilities.floats)
+        let (pdq, pdk, pdv) = (dq?.floats, dk?.floats, dvT?.floats)
+        // dP and dS of one batch per worker (one pair when the batches go one at a time).
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Parallel.threads * 2 * lq * lk)
+        defer { scratch.deallocate() }
+        forEachAttentionBatch(batch) { b, worker in
+            let p = pp + b * lq * lk, dO = pg + og[b], oneThread = worker != nil
+            if let pdv {
+                attentionGemm(oneThread, transA: true, m: lk, n: dv, k: lq, a: p, lda: lk, b: dO, ldb: ldg, c: pdv + b * lk * dv, ldc: dv)
+            }
+            guard pdq != nil || pdk != nil else { return }
+            let dP = scratch + (worker ?? 0) * 2 * lq * lk, dS = dP + lq * lk
+            attentionGemm(oneThread, transB: true, m: lq, n: lk, k: dv, a: dO, lda: ldg, b: pv + ov[b], ldb: ldv, c: dP, ldc: lk)
+            if oneThread {
+                lvdk_softmax_grad_rows(dP, p, dS, lq, lk)
+            } else {
+                Parallel.forEachChunk(lq, grain: Swift.max(1, 16_384 / Swift.max(lk, 1))) { rows in
+                    let at = rows.lowerBound * lk
+                    lvdk_softmax_grad_rows(dP + at, p + at, dS + at, rows.count, lk)
+                }
+            }
+            if let pdq {
+                attentionGemm(oneThread, m: lq, n: d, k: lk, alpha: scale, a: dS, lda: lk, b: pk + ok[b], ldb: ldk, c: pdq + b * lq * d, ldc: d)
+            }
+            if let pdk {
+                attentionGemm(oneThread, transA: true, m: lk, n: d, k: lq, alpha: scale, a: dS, lda: lk, b: pq + oq[b], ldb: ldq,
+                              c: pdk + b * lk * d, ldc: d)
+            }
+        }
+        return [dq, dk, dvT]
     }
 
     /// Reflection padding of the last two axes by one (torch's 'reflect'); from slices and concat.
