@@ -2,7 +2,8 @@
 """The diffusers side of `lvd bench unet --reference PYTHON`: reads {"config", "batch", "frames",
 "height", "width", "backward", "keys", "repeats"} as JSON on stdin, builds UNet3DConditionModel with
 random weights, times the forward (no grad, best of `repeats`) at batch B, and optionally the backward to the input latents
-of a scalar of the captured cross-attention maps at batch 1; prints JSON with seconds and peak RSS."""
+of a scalar of the captured cross-attention maps at batch 1; prints a JSON line with seconds and peak RSS after each
+pass (the last line holds them all)."""
 import json
 import resource
 import sys
@@ -41,6 +42,9 @@ def main():
             best = min(best, time.perf_counter() - start)
         result["forward_seconds"] = best
     result["forward_peak_rss"] = peak_rss_bytes()
+    # One JSON object per line, each with all results so far: the forward's figures stand when
+    # the backward does not fit in memory (diffusers' UNet3D, killed by the kernel).
+    print(json.dumps(result), flush=True)
     if job.get("backward"):
         maps = []
 
@@ -63,7 +67,7 @@ def main():
         sum((m * m).mean() for m in maps).backward()
         result["backward_seconds"] = time.perf_counter() - start
         result["backward_peak_rss"] = peak_rss_bytes()
-    json.dump(result, sys.stdout)
+        print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

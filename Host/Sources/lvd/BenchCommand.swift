@@ -259,9 +259,12 @@ extension Bench {
             let (unetConfig, json) = try resolveConfig()
             let dims = size.split(separator: "x").compactMap { Int($0) }
             let (h, w) = (dims[0], dims[1])
+            let keys = captureKeys(unetConfig)
+            // diffusers first, while this process holds no weights: both sides get the machine's memory.
+            var torch: JSONObject?
+            if let reference { torch = try runTorch(reference, json, h: h, w: w, keys: keys) }
             let unet = try UNet3DConditionModel(unetConfig)
             try unet.randomizeParameters(seed: 0)
-            let keys = captureKeys(unetConfig)
             var results: [(String, Double, Int)] = []
             let latents = try Tensor.full([batch, unetConfig.inChannels, frames, h, w], 0.5)
             let context = try Tensor.full([batch, 77, unetConfig.crossAttentionDim], 0.1)
@@ -286,8 +289,6 @@ extension Bench {
                 results.append((recompute ? "backward-to-input (recompute)" : "backward-to-input", Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, peakRSS()))
                 if profile { FileHandle.standardError.write(Data(("backward " + OpProfile.report()).utf8)) }
             }
-            var torch: JSONObject?
-            if let reference { torch = try runTorch(reference, json, h: h, w: w, keys: keys) }
             let label = "UNet3D \(config) (\(grouped(unet.parameterCount)) parameters), \(frames) frames, latents \(h)×\(w)"
             if self.json {
                 var root = JSONObject(["config": .string(config), "frames": .number(Double(frames)), "batch": .number(Double(batch))])
@@ -298,6 +299,7 @@ extension Bench {
                     if let r = torch?["\(prefix)_peak_rss"]?.numberValue { row["torch_peak_rss"] = .number(r) }
                     return .object(row)
                 })
+                if let failure = torch?["failure"] { root["torch_failure"] = failure }
                 print(JSONValue.object(root).serialized(pretty: true))
                 return
             }
@@ -312,6 +314,9 @@ extension Bench {
             }
             print(table(rows), terminator: "")
             print("(peak RSS is per process and cumulative: the backward row includes the forward's)")
+            if let failure = torch?["failure"]?.stringValue {
+                print("(diffusers stopped after the passes shown: \(failure))")
+            }
             if recompute && reference != nil {
                 print("(diffusers' UNet3DConditionModel has no gradient checkpointing: its backward keeps every activation)")
             }
@@ -370,7 +375,7 @@ extension Bench {
             job["backward"] = .bool(!skipBackward)
             job["recompute"] = .bool(recompute)
             job["keys"] = .array(keys.map { .array([.string($0.part.rawValue), .number(Double($0.block)), .number(Double($0.layer))]) })
-            return try runReference(python, script: "bench_unet_torch.py", input: .object(job))
+            return try runReference(python, script: "bench_unet_torch.py", input: .object(job), partial: true)
         }
 
         private func peakRSS() -> Int { ProcessMemory.peakResidentBytes }
@@ -385,8 +390,9 @@ extension Bench {
 }
 
 /// Runs `Scripts/<script>` of the source tree with `python`, JSON in on stdin, a JSON object out:
-/// the reference side of the benchmarks.
-func runReference(_ python: String, script name: String, input: JSONValue) throws -> JSONObject {
+/// the reference side of the benchmarks. With `partial`, a script that fails after printing an
+/// object gives that object with "failure" saying why (the passes it finished still count).
+func runReference(_ python: String, script name: String, input: JSONValue, partial: Bool = false) throws -> JSONObject {
     guard let script = HostPaths.sourceTree(from: HostPaths.executableDirectory).map({ $0 + "/Scripts/" + name }),
           FileManager.default.fileExists(atPath: script) else {
         throw CLIError("--reference needs Scripts/\(name) from the source tree")
@@ -402,8 +408,19 @@ func runReference(_ python: String, script name: String, input: JSONValue) throw
     try? stdin.fileHandleForWriting.close()
     let output = stdout.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    guard process.terminationStatus == 0, let result = try? JSONValue.parse(bytes: [UInt8](output)).objectValue else {
-        throw CLIError("\(python) \(script) failed (exit \(process.terminationStatus)); are torch and diffusers installed there?")
+    // The script's answer: its last line that is a JSON object (a script may print one per pass).
+    let answer = String(decoding: output, as: UTF8.self).split(separator: "\n").reversed()
+        .lazy.compactMap { try? JSONValue.parse(bytes: Array($0.utf8)).objectValue }.first
+    let failed = process.terminationStatus != 0
+    let why = process.terminationReason == .uncaughtSignal
+        ? "killed by signal \(process.terminationStatus)\(process.terminationStatus == 9 ? ", out of memory?" : "")"
+        : "exit \(process.terminationStatus)"
+    if failed, partial, var answer {
+        answer["failure"] = .string(why)
+        return answer
     }
-    return result
+    guard !failed, let answer else {
+        throw CLIError("\(python) \(script) failed (\(why)); are torch and diffusers installed there?")
+    }
+    return answer
 }

@@ -341,7 +341,8 @@ extension Tensor {
     private static func recordedAttention(query: Tensor, key: Tensor, value: Tensor, scale: Float) throws(TensorError) -> Tensor? {
         let rank = query.rank
         guard rank >= 3, Array(key.shape.dropLast(2)) == Array(query.shape.dropLast(2)),
-              Array(value.shape.dropLast(2)) == Array(query.shape.dropLast(2)) else { return nil }
+              Array(value.shape.dropLast(2)) == Array(query.shape.dropLast(2)),
+              [query, key, value].allSatisfy({ $0.dtype == .f32 && $0.count > 0 }) else { return nil }
         let q = try query.attentionOperand(), k = try key.attentionOperand(), v = try value.attentionOperand()
         let lq = q.shape[rank - 2], d = q.shape[rank - 1], lk = k.shape[rank - 2], dv = v.shape[rank - 1]
         let batchShape = Array(q.shape.dropLast(2)), batch = batchShape.reduce(1, *)
