@@ -243,8 +243,10 @@ extension Tensor {
     /// concatenation. Queries, keys and values are read where they lie (the heads of a
     /// (n, L, heads, d) projection seen as (n, heads, L, d) need no copy), and the output takes
     /// the query's layout, so merging the heads back is free. Nil when the layout does not fit
-    /// (the general path runs).
-    private static func fusedAttention(query: Tensor, key: Tensor, value: Tensor, scale: Float) throws(TensorError) -> Tensor? {
+    /// (the general path runs). With `probabilities` (contiguous, (…, Lq, Lk)) the softmaxed scores
+    /// are kept there instead of in a per-thread block: the recorded path's forward.
+    private static func fusedAttention(query: Tensor, key: Tensor, value: Tensor, scale: Float,
+                                       keeping probabilities: Tensor? = nil) throws(TensorError) -> Tensor? {
         let rank = query.rank, lq = query.shape[rank - 2], d = query.shape[rank - 1]
         let lk = key.shape[rank - 2], dv = value.shape[rank - 1]
         let batchShape = Array(query.shape.dropLast(2))
@@ -271,11 +273,13 @@ extension Tensor {
         let blocks = (lq + rows - 1) / rows, tasks = batch * blocks
         let workers = Swift.min(Parallel.threads, tasks)
         let (pq, pk, pv, po) = (q.storage.floats(), k.storage.floats(), v.storage.floats(), output.storage.floats())
+        let kept = probabilities?.floats
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: rows * lk)
-            defer { scores.deallocate() }
+            let block = kept == nil ? UnsafeMutablePointer<Float>.allocate(capacity: rows * lk) : nil
+            defer { block?.deallocate() }
             for task in stride(from: worker * tasks / workers, to: (worker + 1) * tasks / workers, by: 1) {
                 let b = task / blocks, start = (task % blocks) * rows, count = Swift.min(rows, lq - start)
+                let scores = kept.map { $0 + (b * lq + start) * lk } ?? block!
                 BLAS.gemmOnOneThread(transA: false, transB: true, m: count, n: lk, k: d, alpha: scale,
                                      a: pq + oq[b] + start * ldq, lda: ldq, b: pk + ok[b], ldb: ldk, c: scores, ldc: lk)
                 lvdk_softmax_rows(scores, scores, count, lk, 0)
@@ -283,7 +287,8 @@ extension Tensor {
                                      a: scores, lda: lk, b: pv + ov[b], ldb: ldv, c: po + oo[b] + start * ldo, ldc: ldo)
             }
         }
-        if OpProfile.enabled { OpProfile.charge("attention", output.shape) }
+        // A recorded call is charged by Tensor.record.
+        if OpProfile.enabled && probabilities == nil { OpProfile.charge("attention", output.shape) }
         return output
     }
 
@@ -335,34 +340,15 @@ extension Tensor {
     }
 
     /// Recorded attention (no mask, no capture) as one tape node instead of a scale, two
-    /// matmuls and a softmax: per batch the scores are computed, softmaxed into the kept
-    /// probabilities (the backward needs them, and nothing else of the forward) and multiplied
-    /// by the values. `attentionBackward` walks each batch once.
+    /// matmuls and a softmax: the fused kernel, its softmaxed scores kept as the probabilities
+    /// (the backward needs them, and nothing else of the forward). `attentionBackward` walks
+    /// each batch once.
     private static func recordedAttention(query: Tensor, key: Tensor, value: Tensor, scale: Float) throws(TensorError) -> Tensor? {
         let rank = query.rank
-        guard rank >= 3, Array(key.shape.dropLast(2)) == Array(query.shape.dropLast(2)),
-              Array(value.shape.dropLast(2)) == Array(query.shape.dropLast(2)),
-              [query, key, value].allSatisfy({ $0.dtype == .f32 && $0.count > 0 }) else { return nil }
+        guard rank >= 3, [query, key, value].allSatisfy({ $0.dtype == .f32 && $0.count > 0 }) else { return nil }
         let q = try query.attentionOperand(), k = try key.attentionOperand(), v = try value.attentionOperand()
-        let lq = q.shape[rank - 2], d = q.shape[rank - 1], lk = k.shape[rank - 2], dv = v.shape[rank - 1]
-        let batchShape = Array(q.shape.dropLast(2)), batch = batchShape.reduce(1, *)
-        let probabilities = try Tensor.empty(batchShape + [lq, lk]), output = try Tensor.empty(batchShape + [lq, dv])
-        let (oq, ok, ov) = (q.matrixOffsets(), k.matrixOffsets(), v.matrixOffsets())
-        let (ldq, ldk, ldv) = (q.strides[rank - 2], k.strides[rank - 2], v.strides[rank - 2])
-        let (pq, pk, pv) = (q.storage.floats(), k.storage.floats(), v.storage.floats())
-        let (pp, po) = (probabilities.floats, output.floats)
-        forEachAttentionBatch(batch) { b, worker in
-            let p = pp + b * lq * lk, oneThread = worker != nil
-            attentionGemm(oneThread, transB: true, m: lq, n: lk, k: d, alpha: scale, a: pq + oq[b], lda: ldq, b: pk + ok[b], ldb: ldk, c: p, ldc: lk)
-            if oneThread {
-                lvdk_softmax_rows(p, p, lq, lk, 0)
-            } else {
-                Parallel.forEachChunk(lq, grain: Swift.max(1, 16_384 / Swift.max(lk, 1))) { rows in
-                    lvdk_softmax_rows(p + rows.lowerBound * lk, p + rows.lowerBound * lk, rows.count, lk, 0)
-                }
-            }
-            attentionGemm(oneThread, m: lq, n: dv, k: lk, a: p, lda: lk, b: pv + ov[b], ldb: ldv, c: po + b * lq * dv, ldc: dv)
-        }
+        let probabilities = try Tensor.empty(Array(q.shape.dropLast(2)) + [q.shape[rank - 2], k.shape[rank - 2]])
+        guard let output = try fusedAttention(query: q, key: k, value: v, scale: scale, keeping: probabilities) else { return nil }
         return Tensor.record(output, .attention(scale: scale, probabilities: probabilities), [query, key, value])
     }
 
