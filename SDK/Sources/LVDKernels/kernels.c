@@ -240,7 +240,7 @@ static inline void padded_rows(const float *plane, size_t H, size_t W, long firs
     }
 }
 
-LVDK_CLONES static void lvdk_winograd_weights_clones(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U, size_t ps) {
+LVDK_CLONES static void lvdk_winograd_weights_clones(const float *g, size_t C, size_t k0, size_t k1, float *U, size_t ps) {
     for (size_t k = k0; k < k1; k++) {
         for (size_t c = 0; c < C; c++) {
             const float *w = g + (k * C + c) * 9;
@@ -258,9 +258,9 @@ LVDK_CLONES static void lvdk_winograd_weights_clones(const float *g, size_t K, s
         }
     }
 }
-void lvdk_winograd_weights(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U, size_t ps) { lvdk_winograd_weights_clones(g, K, C, k0, k1, U, ps); }
+void lvdk_winograd_weights(const float *g, size_t C, size_t k0, size_t k1, float *U, size_t ps) { lvdk_winograd_weights_clones(g, C, k0, k1, U, ps); }
 
-LVDK_CLONES static void lvdk_winograd_input_clones(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V,
+LVDK_CLONES static void lvdk_winograd_input_clones(const float *x, size_t H, size_t W, size_t c0, size_t c1, float *V,
                                                    size_t ld, size_t p0, size_t ps) {
     size_t TH = (H + 1) / 2, TW = (W + 1) / 2, PW = 2 * TW + 2;
     float d[4][PW], t[4][PW];
@@ -291,9 +291,9 @@ LVDK_CLONES static void lvdk_winograd_input_clones(const float *x, size_t C, siz
         }
     }
 }
-void lvdk_winograd_input(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V, size_t ld, size_t p0, size_t ps) { lvdk_winograd_input_clones(x, C, H, W, c0, c1, V, ld, p0, ps); }
+void lvdk_winograd_input(const float *x, size_t H, size_t W, size_t c0, size_t c1, float *V, size_t ld, size_t p0, size_t ps) { lvdk_winograd_input_clones(x, H, W, c0, c1, V, ld, p0, ps); }
 
-LVDK_CLONES static void lvdk_winograd_output_clones(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0,
+LVDK_CLONES static void lvdk_winograd_output_clones(const float *M, size_t ld, size_t p0, size_t H, size_t W, size_t k0,
                                                     size_t k1, float *out, size_t ps) {
     size_t TH = (H + 1) / 2, TW = (W + 1) / 2;
     for (size_t k = k0; k < k1; k++) {
@@ -319,13 +319,13 @@ LVDK_CLONES static void lvdk_winograd_output_clones(const float *M, size_t K, si
         }
     }
 }
-void lvdk_winograd_output(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0, size_t k1, float *out, size_t ps) { lvdk_winograd_output_clones(M, K, ld, p0, H, W, k0, k1, out, ps); }
+void lvdk_winograd_output(const float *M, size_t ld, size_t p0, size_t H, size_t W, size_t k0, size_t k1, float *out, size_t ps) { lvdk_winograd_output_clones(M, ld, p0, H, W, k0, k1, out, ps); }
 
 // ---- Winograd F(4×4, 3×3) (Lavin & Gray, points 0, ±1, ±2) ----
 //   Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A   over 6×6 input tiles d (stride 4) and 4×4 output tiles Y.
 // 36 products per 16 outputs (direct: 144; F(2×2, 3×3): 64). Layouts as above with 36 planes.
 
-LVDK_CLONES static void lvdk_winograd43_weights_clones(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U, size_t ps) {
+LVDK_CLONES static void lvdk_winograd43_weights_clones(const float *g, size_t C, size_t k0, size_t k1, float *U, size_t ps) {
     const float q = 0.25f, s6 = 1.0f / 6, s12 = 1.0f / 12, s24 = 1.0f / 24;
     for (size_t k = k0; k < k1; k++) {
         for (size_t c = 0; c < C; c++) {
@@ -354,9 +354,9 @@ LVDK_CLONES static void lvdk_winograd43_weights_clones(const float *g, size_t K,
         }
     }
 }
-void lvdk_winograd43_weights(const float *g, size_t K, size_t C, size_t k0, size_t k1, float *U, size_t ps) { lvdk_winograd43_weights_clones(g, K, C, k0, k1, U, ps); }
+void lvdk_winograd43_weights(const float *g, size_t C, size_t k0, size_t k1, float *U, size_t ps) { lvdk_winograd43_weights_clones(g, C, k0, k1, U, ps); }
 
-LVDK_CLONES static void lvdk_winograd43_input_clones(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V,
+LVDK_CLONES static void lvdk_winograd43_input_clones(const float *x, size_t H, size_t W, size_t c0, size_t c1, float *V,
                                                      size_t ld, size_t p0, size_t ps) {
     size_t TH = (H + 3) / 4, TW = (W + 3) / 4, PW = 4 * TW + 4;
     float d[6][PW], t[6][PW], phase[4][TW + 1];
@@ -400,9 +400,9 @@ LVDK_CLONES static void lvdk_winograd43_input_clones(const float *x, size_t C, s
         }
     }
 }
-void lvdk_winograd43_input(const float *x, size_t C, size_t H, size_t W, size_t c0, size_t c1, float *V, size_t ld, size_t p0, size_t ps) { lvdk_winograd43_input_clones(x, C, H, W, c0, c1, V, ld, p0, ps); }
+void lvdk_winograd43_input(const float *x, size_t H, size_t W, size_t c0, size_t c1, float *V, size_t ld, size_t p0, size_t ps) { lvdk_winograd43_input_clones(x, H, W, c0, c1, V, ld, p0, ps); }
 
-LVDK_CLONES static void lvdk_winograd43_output_clones(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0,
+LVDK_CLONES static void lvdk_winograd43_output_clones(const float *M, size_t ld, size_t p0, size_t H, size_t W, size_t k0,
                                                       size_t k1, float *out, size_t ps) {
     size_t TH = (H + 3) / 4, TW = (W + 3) / 4;
     float s[4][6][TW], phase[4][TW];
@@ -438,7 +438,7 @@ LVDK_CLONES static void lvdk_winograd43_output_clones(const float *M, size_t K, 
         }
     }
 }
-void lvdk_winograd43_output(const float *M, size_t K, size_t ld, size_t p0, size_t H, size_t W, size_t k0, size_t k1, float *out, size_t ps) { lvdk_winograd43_output_clones(M, K, ld, p0, H, W, k0, k1, out, ps); }
+void lvdk_winograd43_output(const float *M, size_t ld, size_t p0, size_t H, size_t W, size_t k0, size_t k1, float *out, size_t ps) { lvdk_winograd43_output_clones(M, ld, p0, H, W, k0, k1, out, ps); }
 
 // ---- The weight gradient through either Winograd form (Lavin & Gray §5) ----
 // Y = Aᵀ [U ⊙ V] A with U = G g Gᵀ is linear in g, so for a loss L:
@@ -454,7 +454,7 @@ static const float winograd_g4[6][3] = {{0.25f, 0, 0}, {-1.0f / 6, -1.0f / 6, -1
 
 // Z = A ∂Y Aᵀ for every m×m tile of output channels k0 … k1−1 of one image (∂Y is K×H×W;
 // rows and columns past the plane are zeros), into Z[(m+2)²][K][ld] at tile p0 + ty·TW + tx.
-LVDK_CLONES static void lvdk_winograd_output_adjoint_clones(const float *dy, size_t K, size_t H, size_t W, size_t m, size_t k0,
+LVDK_CLONES static void lvdk_winograd_output_adjoint_clones(const float *dy, size_t H, size_t W, size_t m, size_t k0,
                                                             size_t k1, float *Z, size_t ld, size_t p0, size_t ps) {
     size_t n = m + 2, TH = (H + m - 1) / m, TW = (W + m - 1) / m, PW = TW * m;
     const float *at = m == 4 ? &winograd_at4[0][0] : &winograd_at2[0][0];
@@ -496,10 +496,10 @@ LVDK_CLONES static void lvdk_winograd_output_adjoint_clones(const float *dy, siz
         }
     }
 }
-void lvdk_winograd_output_adjoint(const float *dy, size_t K, size_t H, size_t W, size_t m, size_t k0, size_t k1, float *Z, size_t ld, size_t p0, size_t ps) { lvdk_winograd_output_adjoint_clones(dy, K, H, W, m, k0, k1, Z, ld, p0, ps); }
+void lvdk_winograd_output_adjoint(const float *dy, size_t H, size_t W, size_t m, size_t k0, size_t k1, float *Z, size_t ld, size_t p0, size_t ps) { lvdk_winograd_output_adjoint_clones(dy, H, W, m, k0, k1, Z, ld, p0, ps); }
 
 // ∂g = Gᵀ ∂U G for output channels k0 … k1−1 (∂U is [(m+2)²][K][C], ∂g is K×C×3×3).
-LVDK_CLONES static void lvdk_winograd_weights_adjoint_clones(const float *dU, size_t K, size_t C, size_t m, size_t k0, size_t k1,
+LVDK_CLONES static void lvdk_winograd_weights_adjoint_clones(const float *dU, size_t C, size_t m, size_t k0, size_t k1,
                                                              float *dg, size_t ps) {
     size_t n = m + 2, planeSize = ps;
     const float *g = m == 4 ? &winograd_g4[0][0] : &winograd_g2[0][0];
@@ -523,7 +523,7 @@ LVDK_CLONES static void lvdk_winograd_weights_adjoint_clones(const float *dU, si
         }
     }
 }
-void lvdk_winograd_weights_adjoint(const float *dU, size_t K, size_t C, size_t m, size_t k0, size_t k1, float *dg, size_t ps) { lvdk_winograd_weights_adjoint_clones(dU, K, C, m, k0, k1, dg, ps); }
+void lvdk_winograd_weights_adjoint(const float *dU, size_t C, size_t m, size_t k0, size_t k1, float *dg, size_t ps) { lvdk_winograd_weights_adjoint_clones(dU, C, m, k0, k1, dg, ps); }
 
 // ---- Winograd F(4, 3) along one axis: UNet3D's temporal (3, 1, 1) convolution ----
 // On (C, F, P) planes (P = H·W positions) with taps over frames, padding 1: output frames

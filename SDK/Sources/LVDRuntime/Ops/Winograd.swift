@@ -41,8 +41,8 @@ enum Winograd {
         let pw = weight.floats, puw = u.floats
         Parallel.forEachChunk(k, grain: Swift.max(1, 4096 / Swift.max(c, 1))) { range in
             switch tile {
-            case .two: lvdk_winograd_weights(pw, k, c, range.lowerBound, range.upperBound, puw, us)
-            case .four: lvdk_winograd43_weights(pw, k, c, range.lowerBound, range.upperBound, puw, us)
+            case .two: lvdk_winograd_weights(pw, c, range.lowerBound, range.upperBound, puw, us)
+            case .four: lvdk_winograd43_weights(pw, c, range.lowerBound, range.upperBound, puw, us)
             }
         }
         try forEachImageChunk(x, g, tile) { first, images, v, vs throws(TensorError) in
@@ -58,8 +58,8 @@ enum Winograd {
                 for index in range {
                     let image = index / k, channel = index % k, target = out + (first + image) * k * h * w
                     switch tile {
-                    case .two: lvdk_winograd_output(pm, k, ld, image * tiles, h, w, channel, channel + 1, target, ms)
-                    case .four: lvdk_winograd43_output(pm, k, ld, image * tiles, h, w, channel, channel + 1, target, ms)
+                    case .two: lvdk_winograd_output(pm, ld, image * tiles, h, w, channel, channel + 1, target, ms)
+                    case .four: lvdk_winograd43_output(pm, ld, image * tiles, h, w, channel, channel + 1, target, ms)
                     }
                 }
             }
@@ -94,8 +94,8 @@ enum Winograd {
             for index in range {
                 let image = index / c, channel = index % c, source = px + (images.lowerBound + image) * c * h * w
                 switch tile {
-                case .two: lvdk_winograd_input(source, c, h, w, channel, channel + 1, pv, ld, image * tiles, vs)
-                case .four: lvdk_winograd43_input(source, c, h, w, channel, channel + 1, pv, ld, image * tiles, vs)
+                case .two: lvdk_winograd_input(source, h, w, channel, channel + 1, pv, ld, image * tiles, vs)
+                case .four: lvdk_winograd43_input(source, h, w, channel, channel + 1, pv, ld, image * tiles, vs)
                 }
             }
         }
@@ -119,7 +119,7 @@ enum Winograd {
             Parallel.forEachChunk(images * k, grain: Swift.max(1, 4096 / Swift.max(tiles, 1))) { range in
                 for index in range {
                     let image = index / k, channel = index % k
-                    lvdk_winograd_output_adjoint(pdy + (first + image) * k * h * w, k, h, w, m, channel, channel + 1,
+                    lvdk_winograd_output_adjoint(pdy + (first + image) * k * h * w, h, w, m, channel, channel + 1,
                                                  pz, ld, image * tiles, zs)
                 }
             }
@@ -131,7 +131,7 @@ enum Winograd {
         let dw = try Tensor.empty([k, c, 3, 3])
         let pu = du.floats, pw = dw.floats
         Parallel.forEachChunk(k, grain: Swift.max(1, 4096 / Swift.max(c, 1))) { range in
-            lvdk_winograd_weights_adjoint(pu, k, c, m, range.lowerBound, range.upperBound, pw, us)
+            lvdk_winograd_weights_adjoint(pu, c, m, range.lowerBound, range.upperBound, pw, us)
         }
         return dw
     }
