@@ -317,6 +317,35 @@ final class WinogradGradientTests: XCTestCase {
             }
         }
     }
+
+    /// Shapes the small cases above do not reach: weights transformed 64 input channels at a time
+    /// (80 = a block and a part, with streaming stores as 80 is a multiple of 16; 72 for the flipped
+    /// convolution of dX, without), and ∂Y planes taken in several strips of tile rows (72 wide,
+    /// 64 high). Forward, dX and dW, both tiles, against im2col. Both have the ≥ 512 F(2×2) tile
+    /// columns Winograd asks for (16 · 6 · 6 = 576, 32 · 36 = 1152).
+    func testChannelBlocksAndPlaneStrips() throws {
+        defer { Conv2dSettings.winogradTile = nil }
+        for tile in [2, 4] {
+            Conv2dSettings.winogradTile = tile
+            for (xs, ws) in [([16, 80, 12, 12], [72, 80, 3, 3]), ([1, 8, 64, 72], [8, 8, 3, 3])] {
+                let x = try Noise.randn(xs, seed: 7), w = try Noise.randn(ws, seed: 8)
+                let seed = try Noise.randn([xs[0], ws[0], xs[2], xs[3]], seed: 9)
+                func run(winograd: Bool) throws -> [[Float]] {
+                    Conv2dSettings.winograd = winograd
+                    defer { Conv2dSettings.winograd = true }
+                    let input = x.detached().requiringGrad(), weight = w.detached().requiringGrad()
+                    let y = try input.conv2d(weight: weight, padding: (1, 1))
+                    try y.backward(seed: seed)
+                    return [try y.toArray(), try XCTUnwrap(input.grad).toArray(), try XCTUnwrap(weight.grad).toArray()]
+                }
+                let fast = try run(winograd: true), reference = try run(winograd: false)
+                for (name, (a, b)) in zip(["output", "dX", "dW"], zip(fast, reference)) {
+                    let scale = b.map(Swift.abs).max()!
+                    XCTAssertLessThan(zip(a, b).map { Swift.abs($0 - $1) }.max()! / scale, 1e-5, "tile \(tile), \(xs) * \(ws): \(name)")
+                }
+            }
+        }
+    }
 }
 
 /// The forward convolution's paths (per-image im2col, images batched into one GEMM for small

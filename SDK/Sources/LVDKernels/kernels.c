@@ -240,23 +240,95 @@ static inline void padded_rows(const float *plane, size_t H, size_t W, long firs
     }
 }
 
-LVDK_CLONES static void lvdk_winograd_weights_clones(const float *g, size_t C, size_t k0, size_t k1, float *U, size_t ps) {
+// G for F(2×2, 3×3) and F(4×4, 3×3): U = G g Gᵀ ((m+2) × 3 each).
+static const float winograd_g2[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+static const float winograd_g4[6][3] = {{0.25f, 0, 0}, {-1.0f / 6, -1.0f / 6, -1.0f / 6}, {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+                                        {1.0f / 24, 1.0f / 12, 1.0f / 6}, {1.0f / 24, -1.0f / 12, 1.0f / 6}, {0, 0, 1}};
+
+// Input channels a weight transform or its adjoint handles at once: every inner loop runs along
+// contiguous channels of one plane (vectorised), and a block's planes stay in L1.
+#define WINOGRAD_BLOCK 64
+typedef float lvdk_line __attribute__((vector_size(64), aligned(64)));
+
+// U = G g Gᵀ for output channels k0 … k1−1 (g is K×C×3×3, U is [n²][K][C], n = m + 2).
+static inline void winograd_weights_blocked(const float *G, size_t n, const float *g, size_t C, size_t k0, size_t k1,
+                                            float *U, size_t ps) {
+    float w[9][WINOGRAD_BLOCK], t[6][3][WINOGRAD_BLOCK];
+    // Streaming stores need 64-byte aligned lines: U is, its planes are 16 floats apart, rows C.
+    int streaming = C % 16 == 0 && ((uintptr_t)U & 63) == 0 && ps % 16 == 0;
     for (size_t k = k0; k < k1; k++) {
-        for (size_t c = 0; c < C; c++) {
-            const float *w = g + (k * C + c) * 9;
-            float t[4][3];
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = w[j];
-                t[1][j] = 0.5f * (w[j] + w[3 + j] + w[6 + j]);
-                t[2][j] = 0.5f * (w[j] - w[3 + j] + w[6 + j]);
-                t[3][j] = w[6 + j];
+        for (size_t c0 = 0; c0 < C; c0 += WINOGRAD_BLOCK) {
+            size_t cb = C - c0 < WINOGRAD_BLOCK ? C - c0 : WINOGRAD_BLOCK;
+            const float *source = g + (k * C + c0) * 9;
+            for (size_t c = 0; c < cb; c++)
+                for (int e = 0; e < 9; e++) w[e][c] = source[c * 9 + e];
+            // t = G g down the kernel's rows, then U = t Gᵀ along them.
+            for (size_t i = 0; i < n; i++) {
+                float g0 = G[i * 3], g1 = G[i * 3 + 1], g2 = G[i * 3 + 2];
+                for (int b = 0; b < 3; b++)
+                    for (size_t c = 0; c < cb; c++) t[i][b][c] = g0 * w[b][c] + g1 * w[3 + b][c] + g2 * w[6 + b][c];
             }
-            for (int i = 0; i < 4; i++) {
-                float u[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]), 0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-                for (int j = 0; j < 4; j++) U[(size_t)(i * 4 + j) * ps + k * C + c] = u[j];
-            }
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < n; j++) {
+                    float h0 = G[j * 3], h1 = G[j * 3 + 1], h2 = G[j * 3 + 2];
+                    float *u = U + (i * n + j) * ps + k * C + c0;
+                    if (streaming && cb == WINOGRAD_BLOCK) {
+                        // Whole cache lines straight to memory: U is far larger than the caches, and
+                        // a plain store would first read each line it fills.
+                        for (size_t c = 0; c < cb; c += 16) {
+                            lvdk_line line;
+                            for (int e = 0; e < 16; e++) line[e] = h0 * t[i][0][c + e] + h1 * t[i][1][c + e] + h2 * t[i][2][c + e];
+                            __builtin_nontemporal_store(line, (lvdk_line *)(u + c));
+                        }
+                    } else {
+                        for (size_t c = 0; c < cb; c++) u[c] = h0 * t[i][0][c] + h1 * t[i][1][c] + h2 * t[i][2][c];
+                    }
+                }
         }
     }
+#if defined(__x86_64__)
+    if (streaming) __builtin_ia32_sfence();
+#endif
+}
+
+// ∂g = Gᵀ ∂U G for output channels k0 … k1−1 (∂U is [n²][K][C], ∂g is K×C×3×3).
+static inline void winograd_weights_adjoint_blocked(const float *G, size_t n, const float *dU, size_t C, size_t k0,
+                                                    size_t k1, float *dg, size_t ps) {
+    float r[3][6][WINOGRAD_BLOCK], o[9][WINOGRAD_BLOCK];
+    for (size_t k = k0; k < k1; k++) {
+        for (size_t c0 = 0; c0 < C; c0 += WINOGRAD_BLOCK) {
+            size_t cb = C - c0 < WINOGRAD_BLOCK ? C - c0 : WINOGRAD_BLOCK;
+            // r = Gᵀ ∂U down the planes' rows, then ∂g = r G along them.
+            for (int a = 0; a < 3; a++)
+                for (size_t j = 0; j < n; j++) {
+                    float *ra = r[a][j];
+                    for (size_t c = 0; c < cb; c++) ra[c] = 0;
+                    for (size_t i = 0; i < n; i++) {
+                        float ga = G[i * 3 + a];
+                        if (ga == 0) continue;
+                        const float *u = dU + (i * n + j) * ps + k * C + c0;
+                        for (size_t c = 0; c < cb; c++) ra[c] += ga * u[c];
+                    }
+                }
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++) {
+                    float *oe = o[a * 3 + b];
+                    for (size_t c = 0; c < cb; c++) oe[c] = 0;
+                    for (size_t j = 0; j < n; j++) {
+                        float gb = G[j * 3 + b];
+                        if (gb == 0) continue;
+                        for (size_t c = 0; c < cb; c++) oe[c] += r[a][j][c] * gb;
+                    }
+                }
+            float *target = dg + (k * C + c0) * 9;
+            for (size_t c = 0; c < cb; c++)
+                for (int e = 0; e < 9; e++) target[c * 9 + e] = o[e][c];
+        }
+    }
+}
+
+LVDK_CLONES static void lvdk_winograd_weights_clones(const float *g, size_t C, size_t k0, size_t k1, float *U, size_t ps) {
+    winograd_weights_blocked(&winograd_g2[0][0], 4, g, C, k0, k1, U, ps);
 }
 void lvdk_winograd_weights(const float *g, size_t C, size_t k0, size_t k1, float *U, size_t ps) { lvdk_winograd_weights_clones(g, C, k0, k1, U, ps); }
 
@@ -326,33 +398,7 @@ void lvdk_winograd_output(const float *M, size_t ld, size_t p0, size_t H, size_t
 // 36 products per 16 outputs (direct: 144; F(2×2, 3×3): 64). Layouts as above with 36 planes.
 
 LVDK_CLONES static void lvdk_winograd43_weights_clones(const float *g, size_t C, size_t k0, size_t k1, float *U, size_t ps) {
-    const float q = 0.25f, s6 = 1.0f / 6, s12 = 1.0f / 12, s24 = 1.0f / 24;
-    for (size_t k = k0; k < k1; k++) {
-        for (size_t c = 0; c < C; c++) {
-            const float *w = g + (k * C + c) * 9;
-            float t[6][3];
-            for (int j = 0; j < 3; j++) {
-                float a = w[j], b = w[3 + j], e = w[6 + j];
-                t[0][j] = q * a;
-                t[1][j] = -s6 * (a + b + e);
-                t[2][j] = -s6 * (a - b + e);
-                t[3][j] = s24 * a + s12 * b + s6 * e;
-                t[4][j] = s24 * a - s12 * b + s6 * e;
-                t[5][j] = e;
-            }
-            for (int i = 0; i < 6; i++) {
-                float a = t[i][0], b = t[i][1], e = t[i][2];
-                float *u = U + (size_t)(i * 6) * ps + k * C + c;
-                size_t plane = ps;
-                u[0] = q * a;
-                u[plane] = -s6 * (a + b + e);
-                u[2 * plane] = -s6 * (a - b + e);
-                u[3 * plane] = s24 * a + s12 * b + s6 * e;
-                u[4 * plane] = s24 * a - s12 * b + s6 * e;
-                u[5 * plane] = e;
-            }
-        }
-    }
+    winograd_weights_blocked(&winograd_g4[0][0], 6, g, C, k0, k1, U, ps);
 }
 void lvdk_winograd43_weights(const float *g, size_t C, size_t k0, size_t k1, float *U, size_t ps) { lvdk_winograd43_weights_clones(g, C, k0, k1, U, ps); }
 
@@ -448,80 +494,74 @@ void lvdk_winograd43_output(const float *M, size_t ld, size_t p0, size_t H, size
 // tiles of m = 2 or 4, read from these tables (Aᵀ is m × (m+2), G is (m+2) × 3).
 static const float winograd_at2[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
 static const float winograd_at4[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
-static const float winograd_g2[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
-static const float winograd_g4[6][3] = {{0.25f, 0, 0}, {-1.0f / 6, -1.0f / 6, -1.0f / 6}, {-1.0f / 6, 1.0f / 6, -1.0f / 6},
-                                        {1.0f / 24, 1.0f / 12, 1.0f / 6}, {1.0f / 24, -1.0f / 12, 1.0f / 6}, {0, 0, 1}};
 
 // Z = A ∂Y Aᵀ for every m×m tile of output channels k0 … k1−1 of one image (∂Y is K×H×W;
 // rows and columns past the plane are zeros), into Z[(m+2)²][K][ld] at tile p0 + ty·TW + tx.
-LVDK_CLONES static void lvdk_winograd_output_adjoint_clones(const float *dy, size_t H, size_t W, size_t m, size_t k0,
-                                                            size_t k1, float *Z, size_t ld, size_t p0, size_t ps) {
-    size_t n = m + 2, TH = (H + m - 1) / m, TW = (W + m - 1) / m, PW = TW * m;
-    const float *at = m == 4 ? &winograd_at4[0][0] : &winograd_at2[0][0];
-    float rows[4][PW], t[6][PW], phase[4][TW];
+// Tile rows at a time: ≥ 256 tiles per strip where the plane is that large, so that each loop
+// below runs along a strip's tiles — contiguous in Z — rather than along one row's few tiles.
+static inline void winograd_output_adjoint_strips(const float *at, size_t m, const float *dy, size_t H, size_t W,
+                                                  size_t k0, size_t k1, float *Z, size_t ld, size_t p0, size_t ps) {
+    size_t n = m + 2, TH = (H + m - 1) / m, TW = (W + m - 1) / m;
+    size_t rows = TW >= 256 ? 1 : 256 / TW;
+    if (rows > TH) rows = TH;
+    size_t S = rows * TW;
+    // P[i·m + q][s]: ∂Y at row i, column q of strip tile s; T = Aᵀ-weighted sums of P's rows.
+    float P[m * m][S], T[n * m][S];
     for (size_t k = k0; k < k1; k++) {
         const float *plane = dy + k * H * W;
-        for (size_t ty = 0; ty < TH; ty++) {
-            for (size_t i = 0; i < m; i++) {
-                size_t y = m * ty + i;
-                memset(rows[i], 0, PW * sizeof(float));
-                if (y < H) memcpy(rows[i], plane + y * W, W * sizeof(float));
-            }
-            // t = A ∂Y down the columns: t[j] = Σ_i Aᵀ[i][j] · row i.
-            for (size_t j = 0; j < n; j++) {
-                float *tj = t[j];
-                for (size_t x = 0; x < PW; x++) tj[x] = 0;
+        for (size_t ty0 = 0; ty0 < TH; ty0 += rows) {
+            size_t count = (rows < TH - ty0 ? rows : TH - ty0) * TW;
+            for (size_t r = 0; r * TW < count; r++)
                 for (size_t i = 0; i < m; i++) {
-                    float a = at[i * n + j];
-                    if (a == 0) continue;
-                    const float *r = rows[i];
-                    for (size_t x = 0; x < PW; x++) tj[x] += a * r[x];
+                    size_t y = m * (ty0 + r) + i;
+                    for (size_t q = 0; q < m; q++) {
+                        float *target = P[i * m + q] + r * TW;
+                        for (size_t tx = 0; tx < TW; tx++) {
+                            size_t x = m * tx + q;
+                            target[tx] = y < H && x < W ? plane[y * W + x] : 0;
+                        }
+                    }
                 }
-            }
-            // Z = t Aᵀ along each tile's m columns, on the row's m phases (contiguous loops).
-            for (size_t j = 0; j < n; j++) {
-                for (size_t q = 0; q < m; q++)
-                    for (size_t tx = 0; tx < TW; tx++) phase[q][tx] = t[j][m * tx + q];
+            // T[j][q] = Σ_i Aᵀ[i][j] · P[i][q]  (A ∂Y down the tiles' columns)
+            for (size_t j = 0; j < n; j++)
+                for (size_t q = 0; q < m; q++) {
+                    float *t = T[j * m + q];
+                    for (size_t s = 0; s < count; s++) t[s] = 0;
+                    for (size_t i = 0; i < m; i++) {
+                        float a = at[i * n + j];
+                        if (a == 0) continue;
+                        const float *source = P[i * m + q];
+                        for (size_t s = 0; s < count; s++) t[s] += a * source[s];
+                    }
+                }
+            // Z[j·n + l] = Σ_q Aᵀ[q][l] · T[j][q]  (then · Aᵀ along the rows)
+            for (size_t j = 0; j < n; j++)
                 for (size_t l = 0; l < n; l++) {
-                    float *z = Z + (j * n + l) * ps + k * ld + p0 + ty * TW;
-                    for (size_t tx = 0; tx < TW; tx++) z[tx] = 0;
+                    float *z = Z + (j * n + l) * ps + k * ld + p0 + ty0 * TW;
+                    for (size_t s = 0; s < count; s++) z[s] = 0;
                     for (size_t q = 0; q < m; q++) {
                         float a = at[q * n + l];
                         if (a == 0) continue;
-                        const float *p = phase[q];
-                        for (size_t tx = 0; tx < TW; tx++) z[tx] += a * p[tx];
+                        const float *source = T[j * m + q];
+                        for (size_t s = 0; s < count; s++) z[s] += a * source[s];
                     }
                 }
-            }
         }
     }
+}
+
+LVDK_CLONES static void lvdk_winograd_output_adjoint_clones(const float *dy, size_t H, size_t W, size_t m, size_t k0,
+                                                            size_t k1, float *Z, size_t ld, size_t p0, size_t ps) {
+    if (m == 4) winograd_output_adjoint_strips(&winograd_at4[0][0], 4, dy, H, W, k0, k1, Z, ld, p0, ps);
+    else winograd_output_adjoint_strips(&winograd_at2[0][0], 2, dy, H, W, k0, k1, Z, ld, p0, ps);
 }
 void lvdk_winograd_output_adjoint(const float *dy, size_t H, size_t W, size_t m, size_t k0, size_t k1, float *Z, size_t ld, size_t p0, size_t ps) { lvdk_winograd_output_adjoint_clones(dy, H, W, m, k0, k1, Z, ld, p0, ps); }
 
 // ∂g = Gᵀ ∂U G for output channels k0 … k1−1 (∂U is [(m+2)²][K][C], ∂g is K×C×3×3).
 LVDK_CLONES static void lvdk_winograd_weights_adjoint_clones(const float *dU, size_t C, size_t m, size_t k0, size_t k1,
                                                              float *dg, size_t ps) {
-    size_t n = m + 2, planeSize = ps;
-    const float *g = m == 4 ? &winograd_g4[0][0] : &winograd_g2[0][0];
-    for (size_t k = k0; k < k1; k++) {
-        for (size_t c = 0; c < C; c++) {
-            const float *u = dU + k * C + c;
-            float r[3][6];
-            for (size_t a = 0; a < 3; a++)
-                for (size_t j = 0; j < n; j++) {
-                    float total = 0;
-                    for (size_t i = 0; i < n; i++) total += g[i * 3 + a] * u[(i * n + j) * planeSize];
-                    r[a][j] = total;
-                }
-            float *out = dg + (k * C + c) * 9;
-            for (size_t a = 0; a < 3; a++)
-                for (size_t b = 0; b < 3; b++) {
-                    float total = 0;
-                    for (size_t j = 0; j < n; j++) total += r[a][j] * g[j * 3 + b];
-                    out[a * 3 + b] = total;
-                }
-        }
-    }
+    if (m == 4) winograd_weights_adjoint_blocked(&winograd_g4[0][0], 6, dU, C, k0, k1, dg, ps);
+    else winograd_weights_adjoint_blocked(&winograd_g2[0][0], 4, dU, C, k0, k1, dg, ps);
 }
 void lvdk_winograd_weights_adjoint(const float *dU, size_t C, size_t m, size_t k0, size_t k1, float *dg, size_t ps) { lvdk_winograd_weights_adjoint_clones(dU, C, m, k0, k1, dg, ps); }
 
