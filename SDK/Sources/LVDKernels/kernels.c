@@ -80,17 +80,24 @@ LVDK_CLONES static void lvdk_gelu_grad_clones(const float *g, const float *x, fl
 }
 void lvdk_gelu_grad(const float *g, const float *x, float *y, size_t n) { lvdk_gelu_grad_clones(g, x, y, n); }
 
-// Sums with eight independent accumulators (one vector register), so clang vectorises
-// without needing to reassociate.
-LVDK_CLONES static float lvdk_sum_clones(const float *x, size_t n) {
-    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+// Sums with 64 independent accumulators (four AVX-512 registers, eight AVX2 ones), so clang
+// vectorises without needing to reassociate and the adds do not wait on each other: one
+// accumulator register made a reduction latency-bound (group norm's statistics at 2.7 floats a
+// cycle). Shorter arrays and the tail go eight at a time.
+static inline __attribute__((always_inline)) float sum_lanes(const float *x, size_t n) {
+    float wide[64] = {0}, lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     size_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        for (int k = 0; k < 64; k++) wide[k] += x[i + k];
+    for (int k = 0; k < 64; k++) lanes[k % 8] += wide[k];
     for (; i + 8 <= n; i += 8)
         for (int k = 0; k < 8; k++) lanes[k] += x[i + k];
     float total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
     for (; i < n; i++) total += x[i];
     return total;
 }
+
+LVDK_CLONES static float lvdk_sum_clones(const float *x, size_t n) { return sum_lanes(x, n); }
 float lvdk_sum(const float *x, size_t n) { return lvdk_sum_clones(x, n); }
 
 LVDK_CLONES static float lvdk_max_clones(const float *x, size_t n) {
@@ -107,10 +114,16 @@ float lvdk_max(const float *x, size_t n) { return lvdk_max_clones(x, n); }
 
 // Mean and 1/√(biased variance + eps) of n values, in two passes: the mean, then squared
 // deviations (stable for large means).
-static inline void row_stats(const float *in, size_t n, float eps, float *mean_out, float *rstd_out) {
-    float mean = lvdk_sum(in, n) / (float)(n ? n : 1);
-    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+static inline __attribute__((always_inline)) void row_stats(const float *in, size_t n, float eps, float *mean_out, float *rstd_out) {
+    float mean = sum_lanes(in, n) / (float)(n ? n : 1);
+    float wide[64] = {0}, lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     size_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        for (int k = 0; k < 64; k++) {
+            float d = in[i + k] - mean;
+            wide[k] += d * d;
+        }
+    for (int k = 0; k < 64; k++) lanes[k % 8] += wide[k];
     for (; i + 8 <= n; i += 8)
         for (int k = 0; k < 8; k++) {
             float d = in[i + k] - mean;
@@ -251,7 +264,7 @@ static const float winograd_g4[6][3] = {{0.25f, 0, 0}, {-1.0f / 6, -1.0f / 6, -1
 typedef float lvdk_line __attribute__((vector_size(64), aligned(64)));
 
 // U = G g Gᵀ for output channels k0 … k1−1 (g is K×C×3×3, U is [n²][K][C], n = m + 2).
-static inline void winograd_weights_blocked(const float *G, size_t n, const float *g, size_t C, size_t k0, size_t k1,
+static inline __attribute__((always_inline)) void winograd_weights_blocked(const float *G, size_t n, const float *g, size_t C, size_t k0, size_t k1,
                                             float *U, size_t ps) {
     float w[9][WINOGRAD_BLOCK], t[6][3][WINOGRAD_BLOCK];
     // Streaming stores need 64-byte aligned lines: U is, its planes are 16 floats apart, rows C.
@@ -260,6 +273,9 @@ static inline void winograd_weights_blocked(const float *G, size_t n, const floa
         for (size_t c0 = 0; c0 < C; c0 += WINOGRAD_BLOCK) {
             size_t cb = C - c0 < WINOGRAD_BLOCK ? C - c0 : WINOGRAD_BLOCK;
             const float *source = g + (k * C + c0) * 9;
+            // A transpose: left scalar, as vectorised it is a gather (slow on AMD's cores: the
+            // AVX-512 build of this function took 0.067 s per conv 1280@16 forward against 0.056).
+#pragma clang loop vectorize(disable)
             for (size_t c = 0; c < cb; c++)
                 for (int e = 0; e < 9; e++) w[e][c] = source[c * 9 + e];
             // t = G g down the kernel's rows, then U = t Gᵀ along them.
@@ -292,7 +308,7 @@ static inline void winograd_weights_blocked(const float *G, size_t n, const floa
 }
 
 // ∂g = Gᵀ ∂U G for output channels k0 … k1−1 (∂U is [n²][K][C], ∂g is K×C×3×3).
-static inline void winograd_weights_adjoint_blocked(const float *G, size_t n, const float *dU, size_t C, size_t k0,
+static inline __attribute__((always_inline)) void winograd_weights_adjoint_blocked(const float *G, size_t n, const float *dU, size_t C, size_t k0,
                                                     size_t k1, float *dg, size_t ps) {
     float r[3][6][WINOGRAD_BLOCK], o[9][WINOGRAD_BLOCK];
     for (size_t k = k0; k < k1; k++) {
@@ -321,8 +337,9 @@ static inline void winograd_weights_adjoint_blocked(const float *G, size_t n, co
                     }
                 }
             float *target = dg + (k * C + c0) * 9;
+#pragma clang loop vectorize(disable)
             for (size_t c = 0; c < cb; c++)
-                for (int e = 0; e < 9; e++) target[c * 9 + e] = o[e][c];
+                for (int e = 0; e < 9; e++) target[c * 9 + e] = o[e][c];   // a transpose, scalar (above)
         }
     }
 }
@@ -479,6 +496,7 @@ LVDK_CLONES static void lvdk_winograd43_output_clones(const float *M, size_t ld,
                     phase[3][tx] = r1[tx] - r2[tx] + 8 * r3[tx] - 8 * r4[tx] + r5[tx];
                 }
                 float *line = plane + y * W;
+#pragma clang loop vectorize(disable)   // interleaving: a gather if vectorised (slow on AMD's cores)
                 for (size_t xcol = 0; xcol < W; xcol++) line[xcol] = phase[xcol & 3][xcol >> 2];
             }
         }
@@ -499,7 +517,7 @@ static const float winograd_at4[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0
 // rows and columns past the plane are zeros), into Z[(m+2)²][K][ld] at tile p0 + ty·TW + tx.
 // Tile rows at a time: ≥ 256 tiles per strip where the plane is that large, so that each loop
 // below runs along a strip's tiles — contiguous in Z — rather than along one row's few tiles.
-static inline void winograd_output_adjoint_strips(const float *at, size_t m, const float *dy, size_t H, size_t W,
+static inline __attribute__((always_inline)) void winograd_output_adjoint_strips(const float *at, size_t m, const float *dy, size_t H, size_t W,
                                                   size_t k0, size_t k1, float *Z, size_t ld, size_t p0, size_t ps) {
     size_t n = m + 2, TH = (H + m - 1) / m, TW = (W + m - 1) / m;
     size_t rows = TW >= 256 ? 1 : 256 / TW;
@@ -516,6 +534,7 @@ static inline void winograd_output_adjoint_strips(const float *at, size_t m, con
                     size_t y = m * (ty0 + r) + i;
                     for (size_t q = 0; q < m; q++) {
                         float *target = P[i * m + q] + r * TW;
+#pragma clang loop vectorize(disable)   // every m-th value: a gather if vectorised (slow, above)
                         for (size_t tx = 0; tx < TW; tx++) {
                             size_t x = m * tx + q;
                             target[tx] = y < H && x < W ? plane[y * W + x] : 0;
