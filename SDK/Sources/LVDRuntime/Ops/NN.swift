@@ -276,17 +276,36 @@ extension Tensor {
         let workers = Swift.min(Parallel.threads, tasks)
         let (pq, pk, pv, po) = (q.storage.floats(), k.storage.floats(), v.storage.floats(), output.storage.floats())
         let kept = probabilities?.floats
+        // Without kept probabilities, key counts off a multiple of 16 (77 text tokens) are padded
+        // with zero keys for the scores' product — OpenBLAS runs a 77-wide product in 16-wide
+        // blocks plus slow edge kernels — and the padding is left out of the softmax and of P·V.
+        let width = kept == nil && lk % 16 != 0 && lk > 16 ? (lk + 15) / 16 * 16 : lk
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            let block = kept == nil ? UnsafeMutablePointer<Float>.allocate(capacity: rows * lk) : nil
-            defer { block?.deallocate() }
+            let block = kept == nil ? UnsafeMutablePointer<Float>.allocate(capacity: rows * width) : nil
+            let keys = width != lk ? UnsafeMutablePointer<Float>.allocate(capacity: width * d) : nil
+            keys.map { ($0 + lk * d).initialize(repeating: 0, count: (width - lk) * d) }
+            defer { block?.deallocate(); keys?.deallocate() }
+            var keysOf = -1
             for task in stride(from: worker * tasks / workers, to: (worker + 1) * tasks / workers, by: 1) {
                 let b = task / blocks, start = (task % blocks) * rows, count = Swift.min(rows, lq - start)
                 let scores = kept.map { $0 + (b * lq + start) * lk } ?? block!
-                BLAS.gemmOnOneThread(transA: false, transB: true, m: count, n: lk, k: d, alpha: scale,
-                                     a: pq + oq[b] + start * ldq, lda: ldq, b: pk + ok[b], ldb: ldk, c: scores, ldc: lk)
-                lvdk_softmax_rows(scores, scores, count, lk, 0)
+                var (keyRows, ldKeys) = (UnsafePointer(pk + ok[b]), ldk)
+                if let keys {
+                    if keysOf != b {
+                        for row in 0..<lk { (keys + row * d).update(from: pk + ok[b] + row * ldk, count: d) }
+                        keysOf = b
+                    }
+                    (keyRows, ldKeys) = (UnsafePointer(keys), d)
+                }
+                BLAS.gemmOnOneThread(transA: false, transB: true, m: count, n: width, k: d, alpha: scale,
+                                     a: pq + oq[b] + start * ldq, lda: ldq, b: keyRows, ldb: ldKeys, c: scores, ldc: width)
+                if width == lk {
+                    lvdk_softmax_rows(scores, scores, count, lk, 0)
+                } else {
+                    for row in 0..<count { lvdk_softmax_rows(scores + row * width, scores + row * width, 1, lk, 0) }
+                }
                 BLAS.gemmOnOneThread(transA: false, transB: false, m: count, n: dv, k: lk,
-                                     a: scores, lda: lk, b: pv + ov[b], ldb: ldv, c: po + oo[b] + start * ldo, ldc: ldo)
+                                     a: scores, lda: width, b: pv + ov[b], ldb: ldv, c: po + oo[b] + start * ldo, ldc: ldo)
             }
         }
         // A recorded call is charged by Tensor.record.
