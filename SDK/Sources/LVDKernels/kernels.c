@@ -263,21 +263,32 @@ static const float winograd_g4[6][3] = {{0.25f, 0, 0}, {-1.0f / 6, -1.0f / 6, -1
 #define WINOGRAD_BLOCK 64
 typedef float lvdk_line __attribute__((vector_size(64), aligned(64)));
 
-// U = G g Gᵀ for output channels k0 … k1−1 (g is K×C×3×3, U is [n²][K][C], n = m + 2).
-static inline __attribute__((always_inline)) void winograd_weights_blocked(const float *G, size_t n, const float *g, size_t C, size_t k0, size_t k1,
-                                            float *U, size_t ps) {
+// U = G g Gᵀ for output channels k0 … k1−1 (g is K×C×3×3, U is [n²][K][C], n = m + 2). With
+// `flipped`, g is the C×K×3×3 kernel of the convolution this one is the input gradient of, and
+// the kernel used is that one flipped in space with its channels swapped: g'[k][c][e] =
+// g[c][k][8 − e] (read in place: a flipped copy of a 1280-channel kernel took 10 ms).
+static inline __attribute__((always_inline)) void winograd_weights_blocked(const float *G, size_t n, const float *g, size_t K,
+                                                                           size_t C, int flipped, size_t k0, size_t k1,
+                                                                           float *U, size_t ps) {
     float w[9][WINOGRAD_BLOCK], t[6][3][WINOGRAD_BLOCK];
     // Streaming stores need 64-byte aligned lines: U is, its planes are 16 floats apart, rows C.
     int streaming = C % 16 == 0 && ((uintptr_t)U & 63) == 0 && ps % 16 == 0;
     for (size_t k = k0; k < k1; k++) {
         for (size_t c0 = 0; c0 < C; c0 += WINOGRAD_BLOCK) {
             size_t cb = C - c0 < WINOGRAD_BLOCK ? C - c0 : WINOGRAD_BLOCK;
-            const float *source = g + (k * C + c0) * 9;
-            // A transpose: left scalar, as vectorised it is a gather (slow on AMD's cores: the
+            // Transposes: left scalar, as vectorised they are gathers (slow on AMD's cores: the
             // AVX-512 build of this function took 0.067 s per conv 1280@16 forward against 0.056).
+            if (flipped) {
+                const float *source = g + (c0 * K + k) * 9;
 #pragma clang loop vectorize(disable)
-            for (size_t c = 0; c < cb; c++)
-                for (int e = 0; e < 9; e++) w[e][c] = source[c * 9 + e];
+                for (size_t c = 0; c < cb; c++)
+                    for (int e = 0; e < 9; e++) w[e][c] = source[c * K * 9 + 8 - e];
+            } else {
+                const float *source = g + (k * C + c0) * 9;
+#pragma clang loop vectorize(disable)
+                for (size_t c = 0; c < cb; c++)
+                    for (int e = 0; e < 9; e++) w[e][c] = source[c * 9 + e];
+            }
             // t = G g down the kernel's rows, then U = t Gᵀ along them.
             for (size_t i = 0; i < n; i++) {
                 float g0 = G[i * 3], g1 = G[i * 3 + 1], g2 = G[i * 3 + 2];
@@ -344,10 +355,11 @@ static inline __attribute__((always_inline)) void winograd_weights_adjoint_block
     }
 }
 
-LVDK_CLONES static void lvdk_winograd_weights_clones(const float *g, size_t C, size_t k0, size_t k1, float *U, size_t ps) {
-    winograd_weights_blocked(&winograd_g2[0][0], 4, g, C, k0, k1, U, ps);
+LVDK_CLONES static void lvdk_winograd_weights_clones(const float *g, size_t K, size_t C, int flipped, size_t k0, size_t k1, float *U,
+                                                     size_t ps) {
+    winograd_weights_blocked(&winograd_g2[0][0], 4, g, K, C, flipped, k0, k1, U, ps);
 }
-void lvdk_winograd_weights(const float *g, size_t C, size_t k0, size_t k1, float *U, size_t ps) { lvdk_winograd_weights_clones(g, C, k0, k1, U, ps); }
+void lvdk_winograd_weights(const float *g, size_t K, size_t C, int flipped, size_t k0, size_t k1, float *U, size_t ps) { lvdk_winograd_weights_clones(g, K, C, flipped, k0, k1, U, ps); }
 
 LVDK_CLONES static void lvdk_winograd_input_clones(const float *x, size_t H, size_t W, size_t c0, size_t c1, float *V,
                                                    size_t ld, size_t p0, size_t ps) {
@@ -414,10 +426,11 @@ void lvdk_winograd_output(const float *M, size_t ld, size_t p0, size_t H, size_t
 //   Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A   over 6×6 input tiles d (stride 4) and 4×4 output tiles Y.
 // 36 products per 16 outputs (direct: 144; F(2×2, 3×3): 64). Layouts as above with 36 planes.
 
-LVDK_CLONES static void lvdk_winograd43_weights_clones(const float *g, size_t C, size_t k0, size_t k1, float *U, size_t ps) {
-    winograd_weights_blocked(&winograd_g4[0][0], 6, g, C, k0, k1, U, ps);
+LVDK_CLONES static void lvdk_winograd43_weights_clones(const float *g, size_t K, size_t C, int flipped, size_t k0, size_t k1, float *U,
+                                                       size_t ps) {
+    winograd_weights_blocked(&winograd_g4[0][0], 6, g, K, C, flipped, k0, k1, U, ps);
 }
-void lvdk_winograd43_weights(const float *g, size_t C, size_t k0, size_t k1, float *U, size_t ps) { lvdk_winograd43_weights_clones(g, C, k0, k1, U, ps); }
+void lvdk_winograd43_weights(const float *g, size_t K, size_t C, int flipped, size_t k0, size_t k1, float *U, size_t ps) { lvdk_winograd43_weights_clones(g, K, C, flipped, k0, k1, U, ps); }
 
 LVDK_CLONES static void lvdk_winograd43_input_clones(const float *x, size_t H, size_t W, size_t c0, size_t c1, float *V,
                                                      size_t ld, size_t p0, size_t ps) {

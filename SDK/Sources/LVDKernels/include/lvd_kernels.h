@@ -27,11 +27,11 @@ void lvdk_softmax_grad_rows(const float *g, const float *y, float *dx, size_t ro
 void lvdk_normalize_grad_rows(const float *g, const float *y_hat, const float *rstd, float *dx, size_t rows, size_t n);
 /// Winograd F(2×2, 3×3), stride 1, padding 1 (kernels.c describes the layouts); `ps` is the
 /// stride in floats between the planes of U, V, M or Z.
-void lvdk_winograd_weights(const float *g, size_t C, size_t k0, size_t k1, float *U, size_t ps);
+void lvdk_winograd_weights(const float *g, size_t K, size_t C, int flipped, size_t k0, size_t k1, float *U, size_t ps);
 void lvdk_winograd_input(const float *x, size_t H, size_t W, size_t c0, size_t c1, float *V, size_t ld, size_t p0, size_t ps);
 void lvdk_winograd_output(const float *M, size_t ld, size_t p0, size_t H, size_t W, size_t k0, size_t k1, float *out, size_t ps);
 /// Winograd F(4×4, 3×3): 6×6 input tiles, 36 products; the same layouts with 36 in place of 16.
-void lvdk_winograd43_weights(const float *g, size_t C, size_t k0, size_t k1, float *U, size_t ps);
+void lvdk_winograd43_weights(const float *g, size_t K, size_t C, int flipped, size_t k0, size_t k1, float *U, size_t ps);
 void lvdk_winograd43_input(const float *x, size_t H, size_t W, size_t c0, size_t c1, float *V, size_t ld, size_t p0, size_t ps);
 void lvdk_winograd43_output(const float *M, size_t ld, size_t p0, size_t H, size_t W, size_t k0, size_t k1, float *out, size_t ps);
 void lvdk_winograd_output_adjoint(const float *dy, size_t H, size_t W, size_t m, size_t k0, size_t k1, float *Z, size_t ld, size_t p0, size_t ps);

@@ -227,7 +227,11 @@ func conv2dBackward(_ g: ConvGeometry, x: Tensor, weight: Tensor, dy: Tensor, ne
     let flippedInputGrad = needInput && Conv2dSettings.winograd
         && ((Winograd.applies(g) && Winograd.applies(swapped)) || (Winograd.appliesAlongRows(g) && Winograd.appliesAlongRows(swapped)))
     var dxWinograd: Tensor?
-    if flippedInputGrad {
+    if flippedInputGrad && Winograd.applies(swapped) {
+        let dx = try Tensor.empty([g.n, g.c, g.h, g.w])
+        try Winograd.forward(dy, w, swapped, flipped: true, into: dx)
+        dxWinograd = dx
+    } else if flippedInputGrad {
         // w (o, c, kh, kw) -> w' (c, o, kh, kw) with w'[c][o][i][j] = w[o][c][kh-1-i][kw-1-j]
         let taps = g.kh * g.kw
         let flipped = try Tensor.empty([g.c, g.o, g.kh, g.kw])

@@ -31,7 +31,10 @@ enum Winograd {
     /// (4 KiB) by one cache line, so consecutive planes start on different cache sets (kernels.c).
     static func planeStride(_ size: Int) -> Int { (size + 1023) / 1024 * 1024 + 16 }
 
-    static func forward(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry, into output: Tensor) throws(TensorError) {
+    /// With `flipped`, `weight` is the (C, K, 3, 3) kernel of the convolution whose input gradient
+    /// this is, used flipped in space with its channels swapped (read in place, not copied).
+    static func forward(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry, flipped: Bool = false,
+                        into output: Tensor) throws(TensorError) {
         let (k, c, h, w) = (g.o, g.c, g.h, g.w)
         let tile = tile(g), m = tile.rawValue
         let planes = (m + 2) * (m + 2)
@@ -41,8 +44,8 @@ enum Winograd {
         let pw = weight.floats, puw = u.floats
         Parallel.forEachChunk(k, grain: Swift.max(1, 4096 / Swift.max(c, 1))) { range in
             switch tile {
-            case .two: lvdk_winograd_weights(pw, c, range.lowerBound, range.upperBound, puw, us)
-            case .four: lvdk_winograd43_weights(pw, c, range.lowerBound, range.upperBound, puw, us)
+            case .two: lvdk_winograd_weights(pw, k, c, flipped ? 1 : 0, range.lowerBound, range.upperBound, puw, us)
+            case .four: lvdk_winograd43_weights(pw, k, c, flipped ? 1 : 0, range.lowerBound, range.upperBound, puw, us)
             }
         }
         try forEachImageChunk(x, g, tile) { first, images, v, vs throws(TensorError) in
