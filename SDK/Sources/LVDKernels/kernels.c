@@ -224,9 +224,25 @@ LVDK_CLONES static void lvdk_normalize_grad_rows_clones(const float *g, const fl
     for (size_t r = 0; r < rows; r++) {
         const float *gr = g + r * n, *yr = y_hat + r * n;
         float *out = dx + r * n;
-        float mean_g = lvdk_sum(gr, n) / (float)(n ? n : 1);
-        for (size_t j = 0; j < n; j++) out[j] = gr[j] * yr[j];
-        float mean_gy = lvdk_sum(out, n) / (float)(n ? n : 1);
+        // Σ g and Σ g·ŷ in one pass, 32 accumulators each (a reduction on one register waits
+        // on its own adds), then the one pass that writes dx.
+        float wide_g[32] = {0}, wide_gy[32] = {0};
+        size_t i = 0;
+        for (; i + 32 <= n; i += 32)
+            for (int k = 0; k < 32; k++) {
+                wide_g[k] += gr[i + k];
+                wide_gy[k] += gr[i + k] * yr[i + k];
+            }
+        float sum_g = 0, sum_gy = 0;
+        for (int k = 0; k < 32; k++) {
+            sum_g += wide_g[k];
+            sum_gy += wide_gy[k];
+        }
+        for (; i < n; i++) {
+            sum_g += gr[i];
+            sum_gy += gr[i] * yr[i];
+        }
+        float mean_g = sum_g / (float)(n ? n : 1), mean_gy = sum_gy / (float)(n ? n : 1);
         float s = rstd[r];
         for (size_t j = 0; j < n; j++) out[j] = s * (gr[j] - mean_g - yr[j] * mean_gy);
     }
