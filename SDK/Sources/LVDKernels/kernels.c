@@ -211,8 +211,13 @@ LVDK_CLONES static void lvdk_softmax_grad_rows_clones(const float *g, const floa
     for (size_t r = 0; r < rows; r++) {
         const float *gr = g + r * n, *yr = y + r * n;
         float *out = dx + r * n;
-        for (size_t j = 0; j < n; j++) out[j] = gr[j] * yr[j];
-        float dot = lvdk_sum(out, n);
+        // Σ g·y on 32 accumulators without writing, then the one pass that writes dx.
+        float wide[32] = {0}, dot = 0;
+        size_t i = 0;
+        for (; i + 32 <= n; i += 32)
+            for (int k = 0; k < 32; k++) wide[k] += gr[i + k] * yr[i + k];
+        for (int k = 0; k < 32; k++) dot += wide[k];
+        for (; i < n; i++) dot += gr[i] * yr[i];
         for (size_t j = 0; j < n; j++) out[j] = yr[j] * (gr[j] - dot);
     }
 }
