@@ -83,13 +83,16 @@ void lvdk_gelu_grad(const float *g, const float *x, float *y, size_t n) { lvdk_g
 // Sums with 64 independent accumulators (four AVX-512 registers, eight AVX2 ones), so clang
 // vectorises without needing to reassociate and the adds do not wait on each other: one
 // accumulator register made a reduction latency-bound (group norm's statistics at 2.7 floats a
-// cycle). Shorter arrays and the tail go eight at a time.
+// cycle). Arrays under 256 and the tail go eight at a time.
 static inline __attribute__((always_inline)) float sum_lanes(const float *x, size_t n) {
-    float wide[64] = {0}, lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     size_t i = 0;
-    for (; i + 64 <= n; i += 64)
-        for (int k = 0; k < 64; k++) wide[k] += x[i + k];
-    for (int k = 0; k < 64; k++) lanes[k % 8] += wide[k];
+    if (n >= 256) {   // short rows (attention's 16 or 77 keys) would pay more to set up and fold
+        float wide[64] = {0};
+        for (; i + 64 <= n; i += 64)
+            for (int k = 0; k < 64; k++) wide[k] += x[i + k];
+        for (int k = 0; k < 64; k++) lanes[k % 8] += wide[k];
+    }
     for (; i + 8 <= n; i += 8)
         for (int k = 0; k < 8; k++) lanes[k] += x[i + k];
     float total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
@@ -98,6 +101,23 @@ static inline __attribute__((always_inline)) float sum_lanes(const float *x, siz
 }
 
 LVDK_CLONES static float lvdk_sum_clones(const float *x, size_t n) { return sum_lanes(x, n); }
+
+// Σ x·y the same way.
+static inline __attribute__((always_inline)) float dot_lanes(const float *x, const float *y, size_t n) {
+    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    if (n >= 256) {
+        float wide[64] = {0};
+        for (; i + 64 <= n; i += 64)
+            for (int k = 0; k < 64; k++) wide[k] += x[i + k] * y[i + k];
+        for (int k = 0; k < 64; k++) lanes[k % 8] += wide[k];
+    }
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) lanes[k] += x[i + k] * y[i + k];
+    float total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    for (; i < n; i++) total += x[i] * y[i];
+    return total;
+}
 float lvdk_sum(const float *x, size_t n) { return lvdk_sum_clones(x, n); }
 
 LVDK_CLONES static float lvdk_max_clones(const float *x, size_t n) {
@@ -116,14 +136,17 @@ float lvdk_max(const float *x, size_t n) { return lvdk_max_clones(x, n); }
 // deviations (stable for large means).
 static inline __attribute__((always_inline)) void row_stats(const float *in, size_t n, float eps, float *mean_out, float *rstd_out) {
     float mean = sum_lanes(in, n) / (float)(n ? n : 1);
-    float wide[64] = {0}, lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     size_t i = 0;
-    for (; i + 64 <= n; i += 64)
-        for (int k = 0; k < 64; k++) {
-            float d = in[i + k] - mean;
-            wide[k] += d * d;
-        }
-    for (int k = 0; k < 64; k++) lanes[k % 8] += wide[k];
+    if (n >= 256) {   // as in sum_lanes
+        float wide[64] = {0};
+        for (; i + 64 <= n; i += 64)
+            for (int k = 0; k < 64; k++) {
+                float d = in[i + k] - mean;
+                wide[k] += d * d;
+            }
+        for (int k = 0; k < 64; k++) lanes[k % 8] += wide[k];
+    }
     for (; i + 8 <= n; i += 8)
         for (int k = 0; k < 8; k++) {
             float d = in[i + k] - mean;
@@ -211,13 +234,7 @@ LVDK_CLONES static void lvdk_softmax_grad_rows_clones(const float *g, const floa
     for (size_t r = 0; r < rows; r++) {
         const float *gr = g + r * n, *yr = y + r * n;
         float *out = dx + r * n;
-        // Σ g·y on 32 accumulators without writing, then the one pass that writes dx.
-        float wide[32] = {0}, dot = 0;
-        size_t i = 0;
-        for (; i + 32 <= n; i += 32)
-            for (int k = 0; k < 32; k++) wide[k] += gr[i + k] * yr[i + k];
-        for (int k = 0; k < 32; k++) dot += wide[k];
-        for (; i < n; i++) dot += gr[i] * yr[i];
+        float dot = dot_lanes(gr, yr, n);   // without writing, then the one pass that writes dx
         for (size_t j = 0; j < n; j++) out[j] = yr[j] * (gr[j] - dot);
     }
 }
@@ -229,24 +246,8 @@ LVDK_CLONES static void lvdk_normalize_grad_rows_clones(const float *g, const fl
     for (size_t r = 0; r < rows; r++) {
         const float *gr = g + r * n, *yr = y_hat + r * n;
         float *out = dx + r * n;
-        // Σ g and Σ g·ŷ in one pass, 32 accumulators each (a reduction on one register waits
-        // on its own adds), then the one pass that writes dx.
-        float wide_g[32] = {0}, wide_gy[32] = {0};
-        size_t i = 0;
-        for (; i + 32 <= n; i += 32)
-            for (int k = 0; k < 32; k++) {
-                wide_g[k] += gr[i + k];
-                wide_gy[k] += gr[i + k] * yr[i + k];
-            }
-        float sum_g = 0, sum_gy = 0;
-        for (int k = 0; k < 32; k++) {
-            sum_g += wide_g[k];
-            sum_gy += wide_gy[k];
-        }
-        for (; i < n; i++) {
-            sum_g += gr[i];
-            sum_gy += gr[i] * yr[i];
-        }
+        // Σ g and Σ g·ŷ without writing, then the one pass that writes dx.
+        float sum_g = sum_lanes(gr, n), sum_gy = dot_lanes(gr, yr, n);
         float mean_g = sum_g / (float)(n ? n : 1), mean_gy = sum_gy / (float)(n ? n : 1);
         float s = rstd[r];
         for (size_t j = 0; j < n; j++) out[j] = s * (gr[j] - mean_g - yr[j] * mean_gy);
