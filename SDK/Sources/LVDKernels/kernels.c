@@ -203,10 +203,10 @@ LVDK_CLONES static void lvdk_group_norm_rows_clones(const float *x, float *y, si
 }
 void lvdk_group_norm_rows(const float *x, float *y, size_t first, size_t rows, size_t groups, size_t channels, size_t plane, float eps, const float *weight, const float *bias, int silu) { lvdk_group_norm_rows_clones(x, y, first, rows, groups, channels, plane, eps, weight, bias, silu); }
 
-LVDK_CLONES static void lvdk_softmax_rows_clones(const float *x, float *y, size_t rows, size_t n, int log) {
+LVDK_CLONES static void lvdk_softmax_rows_clones(const float *x, float *y, size_t rows, size_t n, size_t ld, int log) {
     for (size_t r = 0; r < rows; r++) {
-        const float *in = x + r * n;
-        float *out = y + r * n;
+        const float *in = x + r * ld;
+        float *out = y + r * ld;
         float peak = lvdk_max(in, n);
         if (peak == -INFINITY) peak = 0;
         // Separate loops: each vectorises (a sum inside the exp loop would not). In place (the
@@ -227,7 +227,7 @@ LVDK_CLONES static void lvdk_softmax_rows_clones(const float *x, float *y, size_
         }
     }
 }
-void lvdk_softmax_rows(const float *x, float *y, size_t rows, size_t n, int log) { lvdk_softmax_rows_clones(x, y, rows, n, log); }
+void lvdk_softmax_rows(const float *x, float *y, size_t rows, size_t n, size_t ld, int log) { lvdk_softmax_rows_clones(x, y, rows, n, ld, log); }
 
 // Softmax backward per row: dx = y · (g − Σ g·y).
 LVDK_CLONES static void lvdk_softmax_grad_rows_clones(const float *g, const float *y, float *dx, size_t rows, size_t n) {
@@ -284,6 +284,19 @@ static const float winograd_g4[6][3] = {{0.25f, 0, 0}, {-1.0f / 6, -1.0f / 6, -1
 // contiguous channels of one plane (vectorised), and a block's planes stay in L1.
 #define WINOGRAD_BLOCK 64
 typedef float lvdk_line __attribute__((vector_size(64), aligned(64)));
+
+// out[s] = Σ_t coef[t · cs] · source[t · ss + s] for s < count, skipping zero coefficients: one
+// row of a transform matrix applied to `terms` rows of values (the transforms' adjoints below).
+static inline __attribute__((always_inline)) void weighted_rows(float *out, size_t count, const float *coef, size_t cs,
+                                                                size_t terms, const float *source, size_t ss) {
+    for (size_t s = 0; s < count; s++) out[s] = 0;
+    for (size_t t = 0; t < terms; t++) {
+        float a = coef[t * cs];
+        if (a == 0) continue;
+        const float *row = source + t * ss;
+        for (size_t s = 0; s < count; s++) out[s] += a * row[s];
+    }
+}
 
 // U = G g Gᵀ for output channels k0 … k1−1 (g is K×C×3×3, U is [n²][K][C], n = m + 2). With
 // `flipped`, g is the C×K×3×3 kernel of the convolution this one is the input gradient of, and
@@ -349,26 +362,9 @@ static inline __attribute__((always_inline)) void winograd_weights_adjoint_block
             size_t cb = C - c0 < WINOGRAD_BLOCK ? C - c0 : WINOGRAD_BLOCK;
             // r = Gᵀ ∂U down the planes' rows, then ∂g = r G along them.
             for (int a = 0; a < 3; a++)
-                for (size_t j = 0; j < n; j++) {
-                    float *ra = r[a][j];
-                    for (size_t c = 0; c < cb; c++) ra[c] = 0;
-                    for (size_t i = 0; i < n; i++) {
-                        float ga = G[i * 3 + a];
-                        if (ga == 0) continue;
-                        const float *u = dU + (i * n + j) * ps + k * C + c0;
-                        for (size_t c = 0; c < cb; c++) ra[c] += ga * u[c];
-                    }
-                }
+                for (size_t j = 0; j < n; j++) weighted_rows(r[a][j], cb, G + a, 3, n, dU + j * ps + k * C + c0, n * ps);
             for (int a = 0; a < 3; a++)
-                for (int b = 0; b < 3; b++) {
-                    float *oe = o[a * 3 + b];
-                    for (size_t c = 0; c < cb; c++) oe[c] = 0;
-                    for (size_t j = 0; j < n; j++) {
-                        float gb = G[j * 3 + b];
-                        if (gb == 0) continue;
-                        for (size_t c = 0; c < cb; c++) oe[c] += r[a][j][c] * gb;
-                    }
-                }
+                for (int b = 0; b < 3; b++) weighted_rows(o[a * 3 + b], cb, G + b, 3, n, r[a][0], WINOGRAD_BLOCK);
             float *target = dg + (k * C + c0) * 9;
 #pragma clang loop vectorize(disable)
             for (size_t c = 0; c < cb; c++)
@@ -578,28 +574,11 @@ static inline __attribute__((always_inline)) void winograd_output_adjoint_strips
                 }
             // T[j][q] = Σ_i Aᵀ[i][j] · P[i][q]  (A ∂Y down the tiles' columns)
             for (size_t j = 0; j < n; j++)
-                for (size_t q = 0; q < m; q++) {
-                    float *t = T[j * m + q];
-                    for (size_t s = 0; s < count; s++) t[s] = 0;
-                    for (size_t i = 0; i < m; i++) {
-                        float a = at[i * n + j];
-                        if (a == 0) continue;
-                        const float *source = P[i * m + q];
-                        for (size_t s = 0; s < count; s++) t[s] += a * source[s];
-                    }
-                }
+                for (size_t q = 0; q < m; q++) weighted_rows(T[j * m + q], count, at + j, n, m, P[q], m * S);
             // Z[j·n + l] = Σ_q Aᵀ[q][l] · T[j][q]  (then · Aᵀ along the rows)
             for (size_t j = 0; j < n; j++)
-                for (size_t l = 0; l < n; l++) {
-                    float *z = Z + (j * n + l) * ps + k * ld + p0 + ty0 * TW;
-                    for (size_t s = 0; s < count; s++) z[s] = 0;
-                    for (size_t q = 0; q < m; q++) {
-                        float a = at[q * n + l];
-                        if (a == 0) continue;
-                        const float *source = T[j * m + q];
-                        for (size_t s = 0; s < count; s++) z[s] += a * source[s];
-                    }
-                }
+                for (size_t l = 0; l < n; l++)
+                    weighted_rows(Z + (j * n + l) * ps + k * ld + p0 + ty0 * TW, count, at + l, n, m, T[j * m], S);
         }
     }
 }

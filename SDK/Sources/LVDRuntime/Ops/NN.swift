@@ -44,7 +44,7 @@ extension Tensor {
         let output = try Tensor.empty(shape)
         let src = source.floats, dst = output.floats
         Parallel.forEachChunk(rows, grain: Swift.max(1, 16_384 / Swift.max(n, 1))) { range in
-            lvdk_softmax_rows(src + range.lowerBound * n, dst + range.lowerBound * n, range.count, n, log ? 1 : 0)
+            lvdk_softmax_rows(src + range.lowerBound * n, dst + range.lowerBound * n, range.count, n, n, log ? 1 : 0)
         }
         return Tensor.record(output, log ? .logSoftmax : .softmax, [self])
     }
@@ -299,11 +299,7 @@ extension Tensor {
                 }
                 BLAS.gemmOnOneThread(transA: false, transB: true, m: count, n: width, k: d, alpha: scale,
                                      a: pq + oq[b] + start * ldq, lda: ldq, b: keyRows, ldb: ldKeys, c: scores, ldc: width)
-                if width == lk {
-                    lvdk_softmax_rows(scores, scores, count, lk, 0)
-                } else {
-                    for row in 0..<count { lvdk_softmax_rows(scores + row * width, scores + row * width, 1, lk, 0) }
-                }
+                lvdk_softmax_rows(scores, scores, count, lk, width, 0)
                 BLAS.gemmOnOneThread(transA: false, transB: false, m: count, n: dv, k: lk,
                                      a: scores, lda: width, b: pv + ov[b], ldb: ldv, c: po + oo[b] + start * ldo, ldc: ldo)
             }
