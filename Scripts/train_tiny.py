@@ -39,6 +39,11 @@ import torch.nn.functional as F
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 torch.set_num_threads(max(1, os.cpu_count() or 1))
+if DEVICE == "cuda":
+    # The models are tiny: a step is bound by kernel launches, not arithmetic; TF32 costs nothing.
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
 
 # ---------------------------------------------------------------------------------------------
 # Data
@@ -58,6 +63,26 @@ def load_data(folders):
                 row["folder"] = os.path.normpath(folder)
             rows += meta
     return videos, rows
+
+
+def mirrored(row):
+    """A meta row for the clip flipped left-right: the same caption (captions say nothing of left
+    or right), every box mirrored."""
+    flip = lambda box: None if box is None else [1 - box[2], box[1], 1 - box[0], box[3]]
+    return dict(row, objects=[dict(o, boxes=[flip(b) for b in o["boxes"]]) for o in row["objects"]])
+
+
+def load_latents(args):
+    """The meta rows and the latents the `latents` stage saved, on the training device: (rows,
+    latents (N, C, F, h, w) fp16, scaling factor). With --flip latents, the mirrored clips follow the
+    originals, and so do their rows."""
+    _, rows = load_data(args.data)
+    saved = torch.load(os.path.join(args.work, "latents.pt"), weights_only=False)
+    latents = saved["latents"]
+    if saved.get("flipped"):
+        rows = rows + [mirrored(r) for r in rows]
+    assert len(rows) == latents.shape[0], f"latents.pt has {latents.shape[0]} clips for {len(rows)} rows: run the latents stage again"
+    return rows, latents.to(DEVICE), saved["scaling_factor"]
 
 
 def clip_index(videos):
@@ -138,8 +163,16 @@ def tokenizer(work):
     return CLIPTokenizer.from_pretrained(os.path.join(work, "tokenizer"), pad_token="!")
 
 
+TOKEN_IDS = {}
+
+
 def token_ids(tok, texts):
-    return torch.tensor(tok(list(texts), padding="max_length", max_length=77, truncation=True).input_ids)
+    """(len(texts), 77) token ids, each text tokenized once (object phrases recur every step)."""
+    missing = [t for t in dict.fromkeys(texts) if t not in TOKEN_IDS]
+    if missing:
+        for text, ids in zip(missing, tok(missing, padding="max_length", max_length=77, truncation=True).input_ids):
+            TOKEN_IDS[text] = ids
+    return torch.tensor([TOKEN_IDS[t] for t in texts])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,8 +294,8 @@ class EMA:
     def update(self, step):
         decay = min(self.cap, (1 + step) / (10 + step))
         with torch.no_grad():
-            for s, p in zip(self.shadow, self.params):
-                s.mul_(decay).add_(p.detach(), alpha=1 - decay)
+            # One fused update over all tensors (a loop of two kernels per tensor bounds a GPU step).
+            torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1 - decay)
 
     def state_dict(self):
         return {"shadow": self.shadow}
@@ -292,7 +325,7 @@ class Stop:
         self.requested = True
 
 
-def train_loop(name, args, ckpt, total_steps, step_fn, log_every=25, save_every_s=300):
+def train_loop(name, args, ckpt, total_steps, step_fn, log_every=200 if DEVICE == "cuda" else 25, save_every_s=300):
     stop = Stop()
     log = open(os.path.join(args.work, f"{name}.log"), "a")
     start, last_save, losses = time.time(), time.time(), []
@@ -392,20 +425,24 @@ def trained_vae(args):
 def stage_latents(args):
     videos, rows = load_data(args.data)
     vae = trained_vae(args)
+    chunk = 128 if DEVICE == "cuda" else 16
     out = []
     with torch.no_grad():
-        for v in videos:
-            n, frames = v.shape[:2]
-            for start in range(0, n, 16):
-                x = torch.from_numpy(np.ascontiguousarray(v[start:start + 16])).reshape(-1, *v.shape[2:])
-                x = x.permute(0, 3, 1, 2).float().div(127.5).sub(1).to(DEVICE)
-                z = vae.encode(x).latent_dist.mean
-                out.append(z.reshape(-1, frames, *z.shape[1:]).permute(0, 2, 1, 3, 4).half().cpu())
-            print(f"latents: {sum(len(o) for o in out)} clips", flush=True)
+        for flip in ([False, True] if args.flip else [False]):
+            for v in videos:
+                n, frames = v.shape[:2]
+                for start in range(0, n, chunk):
+                    x = torch.from_numpy(np.ascontiguousarray(v[start:start + chunk])).to(DEVICE).reshape(-1, *v.shape[2:])
+                    x = x.permute(0, 3, 1, 2).float().div(127.5).sub(1)
+                    if flip:
+                        x = x.flip(-1)
+                    z = vae.encode(x).latent_dist.mean
+                    out.append(z.reshape(-1, frames, *z.shape[1:]).permute(0, 2, 1, 3, 4).half().cpu())
+                print(f"latents: {sum(len(o) for o in out)} clips", flush=True)
     latents = torch.cat(out)
     scaling = torch.load(os.path.join(args.work, "vae.pt"), weights_only=False).get("scaling_factor") or 1 / latents.float().std().item()
-    save_atomically({"latents": latents, "scaling_factor": scaling}, os.path.join(args.work, "latents.pt"))
-    print(f"latents {tuple(latents.shape)}, scaling_factor {scaling:.4f}")
+    save_atomically({"latents": latents, "scaling_factor": scaling, "flipped": args.flip}, os.path.join(args.work, "latents.pt"))
+    print(f"latents {tuple(latents.shape)}, scaling_factor {scaling:.4f}" + (" (with every clip flipped left-right)" if args.flip else ""))
 
 
 def noise_schedule():
@@ -474,50 +511,88 @@ def word_positions(tok, caption, word):
 def token_grounding_loss(maps, targets, frames):
     """TokenCompose-style grounding on boxes: for each (clip, frame, token, box) target, the
     token's attention over the cells, normalised to sum 1, should lie inside the box:
-    (1 − mass inside)². Mean over targets and layers. `maps` are (clips·frames, cells, tokens)."""
+    (1 − mass inside)². Mean over targets and layers. `maps` are (clips·frames, cells, tokens).
+    All targets of a layer at once (a loop over targets bounds a GPU step)."""
+    if not targets or not maps:
+        return None
+    device = maps[0].device
+    which = torch.tensor([clip * frames + frame for clip, frame, _, _ in targets], device=device)
+    boxes = torch.tensor([box for _, _, _, box in targets], device=device, dtype=torch.float32)
+    pairs = [(t, k) for t, (_, _, positions, _) in enumerate(targets) for k in positions]
+    select = torch.zeros(len(targets), maps[0].shape[-1], device=device)
+    select[torch.tensor([t for t, _ in pairs], device=device), torch.tensor([k for _, k in pairs], device=device)] = 1
     losses = []
     for probs in maps:
         side = int(round(probs.shape[1] ** 0.5))
-        for clip, frame, positions, box in targets:
-            a = probs[clip * frames + frame, :, positions].sum(-1)
-            a = a / a.sum().clamp_min(1e-8)
-            x0, y0, x1, y1 = box
-            xs = torch.arange(side, device=a.device, dtype=torch.float32) + 0.5
-            inside_x = ((xs >= x0 * side) & (xs <= x1 * side)).float()
-            inside_y = ((xs >= y0 * side) & (xs <= y1 * side)).float()
-            mask = (inside_y[:, None] * inside_x[None, :]).reshape(-1)
-            if mask.sum() == 0:
-                continue
-            losses.append((1 - (a * mask).sum()) ** 2)
-    return torch.stack(losses).mean() if losses else None
+        a = torch.bmm(probs[which], select.unsqueeze(-1).to(probs.dtype)).squeeze(-1).float()
+        a = a / a.sum(1, keepdim=True).clamp_min(1e-8)
+        xs = torch.arange(side, device=device, dtype=torch.float32) + 0.5
+        inside_x = (xs >= boxes[:, 0:1] * side) & (xs <= boxes[:, 2:3] * side)
+        inside_y = (xs >= boxes[:, 1:2] * side) & (xs <= boxes[:, 3:4] * side)
+        mask = (inside_y[:, :, None] & inside_x[:, None, :]).reshape(len(targets), -1).float()
+        valid = mask.sum(1) > 0
+        losses.append(((1 - (a * mask).sum(1)) ** 2)[valid])
+    losses = torch.cat(losses)
+    return losses.mean() if losses.numel() else None
 
 
 def captions_for(rows, picks, rng, drop=0.1):
     return ["" if rng.random() < drop else rows[p]["caption"] for p in picks]
 
 
+def adam(groups, weight_decay):
+    """AdamW over parameter groups (each with its "base_lr"); fused kernels on a GPU."""
+    for g in groups:
+        g["lr"] = g["base_lr"]
+    return torch.optim.AdamW(groups, weight_decay=weight_decay, **({"fused": True} if DEVICE == "cuda" else {}))
+
+
+def gate_groups(unet, params, lr, scale):
+    """The GLIGEN adapters' parameter groups: the fusers' gates start closed (tanh(0) = 0) and Adam
+    moves them by about lr a step, so at the adapters' rate they stay nearly shut for hundreds of
+    steps: they learn at `scale` times it."""
+    gates = [b.fuser.alpha_attn for b in spatial_blocks(unet)] + [b.fuser.alpha_dense for b in spatial_blocks(unet)]
+    rest = [p for p in params if all(p is not g for g in gates)]
+    return [{"params": rest, "base_lr": lr}, {"params": gates, "base_lr": lr * scale}]
+
+
 def stage_unet(args):
-    _, rows = load_data(args.data)
-    saved = torch.load(os.path.join(args.work, "latents.pt"), weights_only=False)
-    latents, scaling = saved["latents"], saved["scaling_factor"]
+    rows, latents, scaling = load_latents(args)
     tok = tokenizer(args.work)
     ids = token_ids(tok, [r["caption"] for r in rows] + [""])
     empty = ids[-1]
     text = make_text_encoder(len(tok.get_vocab())).to(DEVICE)
-    unet = make_unet().to(DEVICE)
+    unet = make_unet()
     params = list(unet.parameters()) + list(text.parameters())
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
-    ema = EMA(params)
+    groups = [{"params": params, "base_lr": args.lr}]
+    # --joint-gligen: the GLIGEN adapters learn together with the base, which then learns features
+    # that say where a cell is (a frozen base trained without boxes has no use for x, and its
+    # 16×16 features barely tell it: Models/README.md). Their parameters come after the base's, so
+    # the base's checkpoint reads as a plain one (trained_base) and the adapters go to gligen.pt.
+    grounding = Grounding(unet) if args.joint_gligen > 0 else None
+    adapter_params = grounding.parameters() if grounding else []
+    if grounding:
+        groups += gate_groups(unet, adapter_params, args.lr, args.gate_lr_scale)
+    unet.to(DEVICE)  # with the adapters (the parameters move in place)
+    opt = adam(groups, weight_decay=0.01)
+    ema = EMA(params + adapter_params)
     ckpt = Checkpoint(os.path.join(args.work, "unet.pt"), unet=unet, text=text, opt=opt, ema=ema)
+    started = time.time()
+
+    def progress(n):
+        """How far along the schedule step n is: its share of --unet-steps, or with
+        --schedule-by-time the share of --minutes gone, whichever is further."""
+        by_time = (time.time() - started) / (60 * args.minutes) if args.schedule_by_time and args.minutes else 0
+        return min(1.0, max(n / args.unet_steps, by_time))
     scheduler = noise_schedule()
     scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(DEVICE)
     chosen = set(os.path.normpath(f) for f in (args.unet_data or args.data))
     single = np.array([i for i, r in enumerate(rows) if r["single"] and r["folder"] in chosen])
     everything = np.array([i for i, r in enumerate(rows) if r["folder"] in chosen])
     rng = np.random.default_rng(1000 + ckpt.step)
-    print(f"unet: {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M, text encoder "
-          f"{sum(p.numel() for p in text.parameters()) / 1e6:.2f} M parameters on {DEVICE}")
-    image_steps = int(args.unet_steps * args.image_fraction)
+    print(f"unet: {sum(p.numel() for p in params[:len(list(unet.parameters())) - len(adapter_params)]) / 1e6:.2f} M, text encoder "
+          f"{sum(p.numel() for p in text.parameters()) / 1e6:.2f} M, GLIGEN adapters "
+          f"{sum(p.numel() for p in adapter_params) / 1e6:.2f} M parameters on {DEVICE}")
     recorder = AttentionMaps(spatial_cross_attention(unet)) if args.token_loss > 0 else None
     # GLIGEN's position net reads the text encoder's pooled output of each object's phrase ("red
     # ball"), which the UNet never trains: without a term of its own it stays nearly the same for
@@ -553,13 +628,14 @@ def stage_unet(args):
     def step(n):
         # Warm-up, then a cosine decay to a tenth over the whole run (a resumed run with a larger
         # --unet-steps picks the curve up where the step count is).
-        decay = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1, n / args.unet_steps)))
+        done = progress(n)
+        decay = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
         for g in opt.param_groups:
-            g["lr"] = args.lr * ckpt.warmup(n, 200) * decay
+            g["lr"] = g["base_lr"] * ckpt.warmup(n, 200) * decay
         # Image phase first; after it, joint training as ModelScope's: clips, with every
         # third step on single frames so appearance keeps learning from many captions at once.
-        images = n < image_steps or n % 3 == 2
-        pool = single if n < image_steps // 2 else everything
+        images = done < args.image_fraction or n % 3 == 2
+        pool = single if done < args.image_fraction / 2 else everything
         count = args.image_batch if images else args.video_batch
         picks = rng.choice(pool, count)
         if images:
@@ -567,13 +643,18 @@ def stage_unet(args):
             z = latents[picks, :, frames].unsqueeze(2)
         else:
             z = latents[picks]
-        z = z.float().to(DEVICE) * scaling
+        z = z.float() * scaling
         drop = rng.random(count) < 0.1
         batch_ids = torch.stack([empty if d else ids[p] for p, d in zip(picks, drop)]).to(DEVICE)
         context = text(batch_ids).last_hidden_state
+        clip_frames = [[f] for f in frames] if images else [list(range(z.shape[2]))] * count
+        if grounding and rng.random() < args.joint_gligen:
+            grounding.objects = grounding_tokens(unet, tok, text, rows, picks, clip_frames, rng)
         if recorder is not None:
             recorder.maps, recorder.on = [], True
         loss = diffusion_loss(unet, scheduler, z, context)
+        if grounding:
+            grounding.objects = None
         if probe is not None and (named := phrase_loss(picks)) is not None:
             loss = loss + args.phrase_loss * named
             if n % 25 == 0:
@@ -581,28 +662,39 @@ def stage_unet(args):
         if recorder is None:
             return optimise_with_probe(loss, n)
         recorder.on = False
-        clip_frames = [[f] for f in frames] if images else [list(range(z.shape[2]))] * count
         targets = [(i, k, positions, obj["boxes"][f])
                    for i, (p, d) in enumerate(zip(picks, drop)) if not d
                    for positions, obj in grounding_targets(p)
                    for k, f in enumerate(clip_frames[i]) if obj["boxes"][f] is not None]
-        grounding = token_grounding_loss(recorder.maps, targets, z.shape[2])
+        token_loss = token_grounding_loss(recorder.maps, targets, z.shape[2])
         recorder.maps = []
-        if grounding is not None:
-            loss = loss + args.token_loss * grounding
+        if token_loss is not None:
+            loss = loss + args.token_loss * token_loss
             if n % 25 == 0:
-                print(f"unet step {n}: token-grounding loss {grounding.item():.4f} over {len(targets)} targets", flush=True)
+                print(f"unet step {n}: token-grounding loss {token_loss.item():.4f} over {len(targets)} targets", flush=True)
         return optimise_with_probe(loss, n)
 
     def optimise_with_probe(loss, n):
         if probe is None:
-            return optimise(loss, opt, params, ema, n)
+            return optimise(loss, opt, params + adapter_params, ema, n)
         probe_opt.zero_grad(set_to_none=True)
-        value = optimise(loss, opt, params, ema, n)
+        value = optimise(loss, opt, params + adapter_params, ema, n)
         probe_opt.step()
         return value
 
-    return train_loop("unet", args, ckpt, args.unet_steps, step)
+    finished = train_loop("unet", args, ckpt, args.unet_steps, step)
+    if grounding:
+        # The adapters as the gligen stage saves them, with their EMA weights (the tail of the EMA).
+        adapters = torch.nn.ModuleList([unet.position_net] + [b.fuser for b in spatial_blocks(unet)])
+        save_atomically({"adapters": adapters.state_dict(), "ema": {"shadow": ema.shadow[len(params):]},
+                         "step": ckpt.step, "elapsed": ckpt.elapsed}, os.path.join(args.work, "gligen.pt"))
+        print(f"unet: GLIGEN adapters trained with the base -> {os.path.join(args.work, 'gligen.pt')}")
+    return finished
+
+
+def base_weights(state):
+    """A UNet state without GLIGEN adapters (a --joint-gligen checkpoint holds them too)."""
+    return {k: v for k, v in state.items() if not (k.startswith("position_net.") or ".fuser." in k)}
 
 
 def trained_base(args):
@@ -612,9 +704,9 @@ def trained_base(args):
     params = list(unet.parameters()) + list(text.parameters())
     ema = EMA(params)
     saved = torch.load(os.path.join(args.work, "unet.pt"), map_location="cpu", weights_only=False)
-    unet.load_state_dict(saved["unet"])
+    unet.load_state_dict(base_weights(saved["unet"]))
     text.load_state_dict(saved["text"])
-    ema.load_state_dict(saved["ema"])
+    ema.load_state_dict(saved["ema"])  # the base's part: a --joint-gligen EMA lists the adapters after it
     ema.copy_to()
     return tok, text.to(DEVICE).eval(), unet.to(DEVICE)
 
@@ -640,8 +732,8 @@ def grounding_tokens(unet, tok, text, rows, picks, chosen_frames, rng, mirror=""
     wrong places)."""
     width = unet.config.cross_attention_dim
     count = len(chosen_frames[0])
-    boxes = torch.zeros(len(picks), count, 30, 4)
-    masks = torch.zeros(len(picks), count, 30)
+    boxes = np.zeros((len(picks), count, 30, 4), dtype=np.float32)
+    masks = np.zeros((len(picks), count, 30), dtype=np.float32)
     phrases, slots = [], []
     for i, p in enumerate(picks):
         for j, obj in enumerate(rows[p]["objects"]):
@@ -655,15 +747,16 @@ def grounding_tokens(unet, tok, text, rows, picks, chosen_frames, rng, mirror=""
                         box = [1 - x1, y0, 1 - x0, y1]
                     elif mirror == "y":
                         box = [x0, 1 - y1, x1, 1 - y0]
-                    boxes[i, k, j] = torch.tensor(box)
+                    boxes[i, k, j] = box
                     masks[i, k, j] = 1
-    with torch.no_grad():
-        pooled = text(token_ids(tok, phrases).to(DEVICE)).pooler_output
     embeddings = torch.zeros(len(picks), count, 30, width, device=DEVICE)
-    for (i, j), e in zip(slots, pooled):
-        embeddings[i, :, j] = e
-    m = masks.to(DEVICE).reshape(-1, 30)
-    return unet.position_net(boxes=boxes.to(DEVICE).reshape(-1, 30, 4), masks=m,
+    if phrases:
+        with torch.no_grad():
+            pooled = text(token_ids(tok, phrases).to(DEVICE)).pooler_output
+        clip, slot = (torch.tensor(v, device=DEVICE) for v in zip(*slots))
+        embeddings[clip, :, slot] = pooled.unsqueeze(1).expand(-1, count, -1)
+    m = torch.from_numpy(masks).to(DEVICE).reshape(-1, 30)
+    return unet.position_net(boxes=torch.from_numpy(boxes).to(DEVICE).reshape(-1, 30, 4), masks=m,
                              positive_embeddings=embeddings.reshape(-1, 30, width) * m.unsqueeze(-1))
 
 
@@ -681,15 +774,15 @@ class GroundingData:
     them), and the clips of --gligen-data that have objects."""
 
     def __init__(self, args):
-        _, self.rows = load_data(args.data)
-        saved = torch.load(os.path.join(args.work, "latents.pt"), weights_only=False)
-        self.latents, self.scaling = saved["latents"], saved["scaling_factor"]
+        self.rows, self.latents, self.scaling = load_latents(args)
         chosen = set(os.path.normpath(f) for f in (args.gligen_data or args.data))
         self.with_objects = np.array([i for i, r in enumerate(self.rows) if r["objects"] and r["folder"] in chosen])
 
     def frames(self, picks, chosen_frames):
         """Latents (B, C, F, h, w) of clips `picks` at their `chosen_frames`."""
-        return torch.stack([self.latents[p][:, fs] for p, fs in zip(picks, chosen_frames)]).float().to(DEVICE) * self.scaling
+        clips = torch.as_tensor(np.asarray(picks), device=self.latents.device)[:, None]
+        frames = torch.as_tensor(np.asarray(chosen_frames), device=self.latents.device)
+        return self.latents[clips, :, frames].permute(0, 2, 1, 3, 4).float() * self.scaling
 
 
 def stage_gligen(args):
@@ -701,12 +794,7 @@ def stage_gligen(args):
     grounding = Grounding(unet)
     unet.to(DEVICE)
     params = grounding.parameters()
-    # The fusers' gates start closed (tanh(0) = 0) and Adam moves them by about lr a step: at the
-    # adapters' rate they stay nearly shut for hundreds of steps, so they learn faster.
-    gates = [b.fuser.alpha_attn for b in spatial_blocks(unet)] + [b.fuser.alpha_dense for b in spatial_blocks(unet)]
-    rest = [p for p in params if all(p is not g for g in gates)]
-    opt = torch.optim.AdamW([{"params": rest, "base_lr": args.lr},
-                             {"params": gates, "base_lr": args.lr * args.gate_lr_scale}], lr=args.lr, weight_decay=0.0)
+    opt = adam(gate_groups(unet, params, args.lr, args.gate_lr_scale), weight_decay=0.0)
     # A short EMA: the adapters train for few steps, and a long average would trail them.
     ema = EMA(params, cap=0.99)
     ckpt = Checkpoint(os.path.join(args.work, "gligen.pt"), adapters=torch.nn.ModuleList([unet.position_net] + [b.fuser for b in spatial_blocks(unet)]),
@@ -982,6 +1070,12 @@ def main():
     parser.add_argument("--phrase-loss", type=float, default=0,
                         help="weight of a term that makes the pooled text output of object phrases name their class and colour (GLIGEN reads it)")
     parser.add_argument("--video-batch", type=int, default=8)
+    parser.add_argument("--flip", action="store_true", help="latents: encode every clip flipped left-right as well (twice the data)")
+    parser.add_argument("--schedule-by-time", action="store_true",
+                        help="unet: the learning-rate decay and the image phase follow the share of --minutes gone "
+                             "(one run bounded by time, on hardware whose step rate is not known ahead)")
+    parser.add_argument("--joint-gligen", type=float, default=0, metavar="P",
+                        help="unet: train the GLIGEN adapters with the base, grounding a share P of the steps")
     parser.add_argument("--gligen-steps", type=int, default=1500)
     parser.add_argument("--gligen-high-noise", type=float, default=0,
                         help="share of GLIGEN samples at t ≥ 500, where the noisy latents do not yet show where objects are")

@@ -177,6 +177,9 @@ final class BundledModelTests: XCTestCase {
         XCTAssertEqual(figures["captions"], .number(2))
         let classShare = try XCTUnwrap(figures["class_found"]?.numberValue)
         XCTAssertTrue([0, 0.5, 1].contains(classShare), "a share of two videos: \(classShare)")
+        let alone = try XCTUnwrap(figures["alone_found"]?.numberValue)
+        XCTAssertTrue([0, 0.5, 1].contains(alone) && alone <= classShare, "alone \(alone), class \(classShare)")
+        XCTAssertNotNil(figures["detections_per_frame"]?.numberValue)
         // A second run finds the videos made and scores them again without generating.
         let video = temp.file("b/caption-001/video.npy")
         let before = try FileManager.default.attributesOfItem(atPath: video)[.modificationDate] as? Date

@@ -184,6 +184,26 @@ final class WorldDetectorTests: XCTestCase {
 final class WorldDatasetTests: XCTestCase {
     /// Captions name every object's class (and, unless counted, colour) and never say where
     /// things are or which way they move.
+    func testCaptionScoreTellsOneObjectFromClutter() {
+        typealias D = WorldDetector.Detection
+        let box = [0.1, 0.1, 0.4, 0.4]
+        let dog = D(kind: .dog, colour: "red", box: box, score: 1)
+        let clean: [[D]] = [[dog], [dog], [], [dog]]
+        XCTAssertEqual(WorldDetector.captionScore(clean, kind: .dog, colour: "red"),
+                       .init(classFound: true, colourFound: true, alone: true, perFrame: 0.75))
+        // Blobs of every class and colour: the named class and colour are found, the dog alone is not.
+        let clutter: [[D]] = (0..<4).map { _ in [dog, D(kind: .cat, colour: "blue", box: box, score: 1), D(kind: .ball, colour: "green", box: box, score: 1)] }
+        XCTAssertEqual(WorldDetector.captionScore(clutter, kind: .dog, colour: "red"),
+                       .init(classFound: true, colourFound: true, alone: false, perFrame: 3))
+        // One object of the wrong colour in every frame: the class, not the colour, not alone.
+        let wrong: [[D]] = (0..<3).map { _ in [D(kind: .dog, colour: "blue", box: box, score: 1)] }
+        XCTAssertEqual(WorldDetector.captionScore(wrong, kind: .dog, colour: "red"),
+                       .init(classFound: true, colourFound: false, alone: false, perFrame: 1))
+        // At least half the frames (2 of 3) is enough; fewer (1 of 3) is not.
+        XCTAssertTrue(WorldDetector.captionScore([[dog], [dog], []], kind: .dog, colour: "red").alone)
+        XCTAssertFalse(WorldDetector.captionScore([[dog], [], []], kind: .dog, colour: "red").classFound)
+    }
+
     func testCaptionsNameObjectsWithoutSpatialWords() {
         var templates = Set<String>()
         for seed in 0..<400 {

@@ -144,6 +144,34 @@ public struct WorldDetector: Sendable {
         return (0..<count).map { detect(rgb[($0 * bytes)..<(($0 + 1) * bytes)], width: width, height: height) }
     }
 
+    /// How a video made for a single-object caption reads: is the named class, the named colour,
+    /// and the named object alone (one detection, of that class and colour) found in at least half
+    /// the frames; and the detections a frame, on average. A frame full of blobs of every colour
+    /// finds the named class and colour by chance: `alone` and `perFrame` tell it from one object.
+    public struct CaptionScore: Equatable, Sendable {
+        public var classFound: Bool
+        public var colourFound: Bool
+        public var alone: Bool
+        public var perFrame: Double
+
+        public init(classFound: Bool, colourFound: Bool, alone: Bool, perFrame: Double) {
+            self.classFound = classFound
+            self.colourFound = colourFound
+            self.alone = alone
+            self.perFrame = perFrame
+        }
+    }
+
+    public static func captionScore(_ detections: [[Detection]], kind: World.Kind, colour: String) -> CaptionScore {
+        let half = (detections.count + 1) / 2
+        func inHalf(_ test: ([Detection]) -> Bool) -> Bool { detections.filter(test).count >= half }
+        return CaptionScore(
+            classFound: inHalf { $0.contains { $0.kind == kind } },
+            colourFound: inHalf { $0.contains { $0.colour == colour } },
+            alone: inHalf { $0.count == 1 && $0[0].kind == kind && $0[0].colour == colour },
+            perFrame: detections.isEmpty ? 0 : Double(detections.map(\.count).reduce(0, +)) / Double(detections.count))
+    }
+
     /// Intersection over union of two normalised xyxy boxes (0 when both are empty).
     public static func iou(_ a: [Double], _ b: [Double]) -> Double {
         let w = Swift.max(0, Swift.min(a[2], b[2]) - Swift.max(a[0], b[0])), h = Swift.max(0, Swift.min(a[3], b[3]) - Swift.max(a[1], b[1]))

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# One GPU run of the tiny model's training, bounded in time, from rendered data to exported folders.
+#
+#   Scripts/train_tiny_gpu.sh DATA WORK OUT SECONDS
+#
+# DATA holds the three `lvd world dataset` folders of Models/README.md (single/, multi/, ground/),
+# or them as single.tar.xz, multi.tar.xz, ground.tar.xz. The tokenizer and the VAE are the bundled
+# ones (Models/tiny, through `train_tiny.py import`); the UNet and text encoder start afresh. Two
+# variants train side by side on the one GPU (each step is bound by kernel launches, not by the GPU):
+#
+#   F  the base UNet alone, then the GLIGEN adapters on the frozen base (as before);
+#   J  the base UNet and the GLIGEN adapters together (--joint-gligen 0.5).
+#
+# Both stop in time for everything to be exported by SECONDS after the start. OUT gets per variant
+# V: V.log, V-tiny.tar.gz and V-tiny-gligen.tar.gz (the folders as `export` writes them).
+set -uo pipefail
+if [ $# -ne 4 ]; then
+    echo "usage: $0 DATA WORK OUT SECONDS" >&2
+    exit 2
+fi
+data=$1 work=$2 out=$3 budget=$4
+start=$(date +%s)
+cd "$(dirname "$0")/.."
+py=${PYTHON:-python3}
+mkdir -p "$work" "$out"
+
+for set in single multi ground; do
+    if [ -d "$data/$set" ]; then
+        ln -sfn "$(cd "$data/$set" && pwd)" "$work/$set"
+    elif [ -f "$data/$set.tar.xz" ]; then
+        tar -xJf "$data/$set.tar.xz" -C "$work" &
+    else
+        echo "$data has neither $set/ nor $set.tar.xz" >&2
+        exit 1
+    fi
+done
+wait
+D="--data $work/single $work/multi $work/ground"
+base=$work/base
+$py Scripts/train_tiny.py import $D --work "$base" --out Models --import-step 0 0 || exit 1
+rm -f "$base/unet.pt" "$base/gligen.pt"
+$py Scripts/train_tiny.py latents $D --work "$base" --flip || exit 1
+echo "setup took $(( $(date +%s) - start )) s"
+
+# Minutes left before SECONDS, keeping $1 seconds for what comes after (a stage's start-up, the export).
+# IMAGE_BATCH and VIDEO_BATCH set the batches (512 frames, 64 clips: sized for a GPU).
+minutes_left() { awk -v now="$(date +%s)" -v end=$((start + budget - $1)) 'BEGIN { printf "%.2f", (end - now) / 60 }'; }
+batches="--image-batch ${IMAGE_BATCH:-512} --video-batch ${VIDEO_BATCH:-64}"
+common="$batches --lr 6e-4 --token-loss 0.05 --phrase-loss 0.01 --schedule-by-time --unet-steps 1000000"
+params='{"lvd": {"loss_threshold": 0, "loss_scale": 20}}'
+
+run_variant() {
+    local v=$1
+    shift
+    mkdir -p "$work/$v"
+    ln -sfn "$base/latents.pt" "$work/$v/latents.pt"
+    ln -sfn "$base/tokenizer" "$work/$v/tokenizer"
+    ln -sfn "$base/vae.pt" "$work/$v/vae.pt"
+    "$@"
+    $py Scripts/train_tiny.py export $D --work "$work/$v" --out "$work/$v/export" --method-params "$params" &&
+        tar -C "$work/$v/export" -czf "$out/$v-tiny.tar.gz" tiny &&
+        tar -C "$work/$v/export" -czf "$out/$v-tiny-gligen.tar.gz" tiny-gligen
+}
+
+variant_f() {
+    $py Scripts/train_tiny.py unet $D --work "$work/F" --unet-data "$work/single" "$work/multi" $common \
+        --image-fraction 0.48 --minutes "$(awk -v m="$(minutes_left 60)" 'BEGIN { printf "%.2f", m * 0.6 }')"
+    $py Scripts/train_tiny.py gligen $D --work "$work/F" --gligen-data "$work/multi" "$work/ground" \
+        --gligen-steps 1000000 $batches --lr 6e-4 --minutes "$(minutes_left 60)"
+}
+
+variant_j() {
+    $py Scripts/train_tiny.py unet $D --work "$work/J" $common --image-fraction 0.48 --joint-gligen 0.5 \
+        --minutes "$(minutes_left 60)"
+}
+
+run_variant F variant_f >"$out/F.log" 2>&1 &
+run_variant J variant_j >"$out/J.log" 2>&1 &
+wait
+echo "done in $(( $(date +%s) - start )) s"
+ls -la "$out"
