@@ -8,6 +8,7 @@
                first (mostly one-object captions), then 8-frame clips
     gligen     GLIGEN adapters (PositionNet + a gated fuser per spatial transformer block) on the
                renderer's boxes, with the base frozen (as IGLIGEN does)
+    profile    where a UNet training step's time goes on this device (random inputs, no data)
     import     checkpoints from an exported OUT/tiny and OUT/tiny-gligen, to go on training them
     export     fp16 safetensors with save_pretrained: OUT/tiny (a diffusers text-to-video folder)
                and OUT/tiny-gligen (the lvd-gligen layout: UNet config attention_type "gated")
@@ -969,6 +970,51 @@ def position_probe(features):
     return f"{side}x{side}:{r2[0]:.2f}/{r2[1]:.2f}"
 
 
+def stage_profile(args):
+    """Where a UNet training step's time goes, on this device: a few steps of single frames
+    (--image-batch) and of clips (--video-batch) on random latents and captions, with the token
+    loss's attention recording as `unet` has it, under torch.profiler; prints the step times and
+    the ops (on a GPU, the kernels) that took the most time. Needs no data or checkpoint."""
+    from torch.profiler import ProfilerActivity, profile
+    text = make_text_encoder(656).to(DEVICE)
+    unet = make_unet()
+    if args.joint_gligen > 0:
+        Grounding(unet)
+    unet.to(DEVICE)
+    recorder = AttentionMaps(spatial_cross_attention(unet))
+    scheduler = noise_schedule()
+    scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(DEVICE)
+    params = list(unet.parameters()) + list(text.parameters())
+    opt = torch.optim.AdamW(params, lr=1e-4, **({"fused": True} if DEVICE == "cuda" else {}))
+    sync = torch.cuda.synchronize if DEVICE == "cuda" else (lambda: None)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if DEVICE == "cuda" else [])
+    for name, count, frames in (("frames", args.image_batch, 1), ("clips", args.video_batch, 8)):
+        z = torch.randn(count, 4, frames, 16, 16, device=DEVICE)
+        ids = torch.randint(2, 600, (count, 77), device=DEVICE)
+
+        def step():
+            context = text(ids).last_hidden_state
+            recorder.maps, recorder.on = [], True
+            loss = diffusion_loss(unet, scheduler, z, context)
+            recorder.on = False
+            loss = loss + 0.01 * sum(m.float().mean() for m in recorder.maps)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sync()
+        for _ in range(3):
+            step()
+        started = time.time()
+        for _ in range(args.profile_steps):
+            step()
+        seconds = (time.time() - started) / args.profile_steps
+        print(f"profile: {name}, batch {count} × {frames} frames: {seconds * 1000:.1f} ms a step on {DEVICE}", flush=True)
+        with profile(activities=activities) as prof:
+            step()
+        key = "self_cuda_time_total" if DEVICE == "cuda" else "self_cpu_time_total"
+        print(prof.key_averages().table(sort_by=key, row_limit=15), flush=True)
+
+
 def stage_export(args):
     scaling = torch.load(os.path.join(args.work, "latents.pt"), weights_only=False)["scaling_factor"]
     tok, text, unet = trained_base(args)
@@ -1050,8 +1096,8 @@ def method_params_arg(text):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["tokenizer", "vae", "latents", "unet", "gligen", "gligen-check", "export", "import", "all"])
-    parser.add_argument("--data", nargs="+", required=True, help="lvd world dataset folders (all are encoded to latents)")
+    parser.add_argument("stage", choices=["tokenizer", "vae", "latents", "unet", "gligen", "gligen-check", "profile", "export", "import", "all"])
+    parser.add_argument("--data", nargs="+", default=[], help="lvd world dataset folders (all are encoded to latents; every stage but profile needs them)")
     parser.add_argument("--unet-data", nargs="+", help="the folders of --data the UNet learns from (default: all)")
     parser.add_argument("--gligen-data", nargs="+", help="the folders of --data the GLIGEN adapters learn from (default: all)")
     parser.add_argument("--work", default="train", help="checkpoints, logs, tokenizer, latents")
@@ -1086,7 +1132,10 @@ def main():
                         help="weight of a term putting each grounding token's attention (in the GLIGEN fusers) inside its box")
     parser.add_argument("--check-samples", type=int, default=96, help="gligen-check: frames compared")
     parser.add_argument("--gate-lr-scale", type=float, default=25, help="GLIGEN gates' learning rate over --lr")
+    parser.add_argument("--profile-steps", type=int, default=5, help="profile: steps timed for each of frames and clips")
     args = parser.parse_args()
+    if not args.data and args.stage != "profile":
+        parser.error(f"{args.stage} needs --data (lvd world dataset folders)")
     os.makedirs(args.work, exist_ok=True)
     stages = ["tokenizer", "vae", "latents", "unet", "gligen", "export"] if args.stage == "all" else [args.stage]
     for stage in stages:

@@ -12,7 +12,8 @@
 #   J  the base UNet and the GLIGEN adapters together (--joint-gligen 0.5).
 #
 # Both stop in time for everything to be exported by SECONDS after the start. OUT gets per variant
-# V: V.log, V-tiny.tar.gz and V-tiny-gligen.tar.gz (the folders as `export` writes them).
+# V: V.log, V-tiny.tar.gz and V-tiny-gligen.tar.gz (the folders as `export` writes them), and
+# profile.log (`train_tiny.py profile`: where a step's time goes).
 set -uo pipefail
 if [ $# -ne 4 ]; then
     echo "usage: $0 DATA WORK OUT SECONDS" >&2
@@ -23,6 +24,10 @@ start=$(date +%s)
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
 mkdir -p "$work" "$out"
+batches="--image-batch ${IMAGE_BATCH:-512} --video-batch ${VIDEO_BATCH:-64}"
+# Where a step's time goes on this device, while the data unpacks (the first GPU run here made
+# 1.5–2.8 steps a second at these batches, far below what the GPU can do: the next run needs to know why).
+$py Scripts/train_tiny.py profile --work "$work/profile" $batches >"$out/profile.log" 2>&1 &
 
 for set in single multi ground; do
     if [ -d "$data/$set" ]; then
@@ -45,7 +50,6 @@ echo "setup took $(( $(date +%s) - start )) s"
 # Minutes left before SECONDS, keeping $1 seconds for what comes after (a stage's start-up, the export).
 # IMAGE_BATCH and VIDEO_BATCH set the batches (512 frames, 64 clips: sized for a GPU).
 minutes_left() { awk -v now="$(date +%s)" -v end=$((start + budget - $1)) 'BEGIN { printf "%.2f", (end - now) / 60 }'; }
-batches="--image-batch ${IMAGE_BATCH:-512} --video-batch ${VIDEO_BATCH:-64}"
 common="$batches --lr 6e-4 --token-loss 0.05 --phrase-loss 0.01 --schedule-by-time --unet-steps 1000000"
 params='{"lvd": {"loss_threshold": 0, "loss_scale": 20}}'
 
