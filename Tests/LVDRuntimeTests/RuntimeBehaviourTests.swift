@@ -454,6 +454,46 @@ final class FusedAttentionTests: XCTestCase {
         try compare(Noise.randn([2, 3, 40, 8], seed: 11), keyT, Noise.randn([2, 3, 50, 8], seed: 13))
     }
 
+    /// The softmax's one-pass path (no shift by the row's maximum) holds for moderate scores; rows
+    /// whose maximum is large, or very negative, or that hold −∞ take the shifted path. Each row
+    /// against a softmax in Double, for 16, 77 (padded to 80 in the fused kernel) and 64 values.
+    func testSoftmaxOfEveryRangeOfScores() throws {
+        for n in [16, 77, 64] {
+            var rows: [[Float]] = []
+            let ranges: [(offset: Float, spread: Float)] = [(0, 4), (55, 8), (100, 4), (-50, 4), (-29, 2), (300, 50), (0, 0)]
+            for (r, range) in ranges.enumerated() {
+                rows.append((0..<n).map { (j: Int) -> Float in
+                    let wave = Float(sin(Double(r * 131 + j * 17)))
+                    return range.offset + range.spread * wave
+                })
+            }
+            var masked = (0..<n).map { 3 * Float(cos(Double($0))) }
+            masked[n / 2] = -.infinity
+            rows.append(masked)
+            let x = try Tensor(rows.flatMap { $0 }, shape: [rows.count, n])
+            let y = try GradMode.withoutGrad { try x.softmax() }.toArray()
+            for (r, row) in rows.enumerated() {
+                let top = row.map(Double.init).max()!
+                let e = row.map { exp(Double($0) - top) }, total = e.reduce(0, +)
+                for j in 0..<n {
+                    XCTAssertEqual(Double(y[r * n + j]), e[j] / total, accuracy: 2e-6 * Swift.max(1, e[j] / total * 10),
+                                   "n \(n), row \(r) (max \(top)), value \(j)")
+                }
+            }
+            // In the fused attention: one query whose scores against n keys are the rows (q·k with
+            // q = (1, 0, …) and keys' first components the scores), values the identity.
+            for row in rows {
+                let q = try Tensor([1] + [Float](repeating: 0, count: 3), shape: [1, 1, 4])
+                let k = try Tensor(row.flatMap { [$0, 0, 0, 0] }, shape: [1, n, 4])
+                let v = try Tensor((0..<n).flatMap { i in (0..<n).map { Float($0 == i ? 1 : 0) } }, shape: [1, n, n])
+                let fused = try GradMode.withoutGrad { try Tensor.attention(query: q, key: k, value: v, scale: 1).output }.toArray()
+                let top = row.map(Double.init).max()!
+                let e = row.map { exp(Double($0) - top) }, total = e.reduce(0, +)
+                for j in 0..<n { XCTAssertEqual(Double(fused[j]), e[j] / total, accuracy: 2e-6 * Swift.max(1, e[j] / total * 10)) }
+            }
+        }
+    }
+
     /// Batches of every size (one head to thousands of short temporal sequences), key
     /// sequences of one to several hundred, odd row counts and widths.
     func testShortAndLongKeySequences() throws {

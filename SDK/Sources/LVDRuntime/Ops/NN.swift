@@ -281,14 +281,17 @@ extension Tensor {
         // blocks plus slow edge kernels — and the padding is left out of the softmax and of P·V.
         let width = kept == nil && lk % 16 != 0 && lk > 16 ? (lk + 15) / 16 * 16 : lk
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            let block = kept == nil ? UnsafeMutablePointer<Float>.allocate(capacity: rows * width) : nil
+            // Scores, and their softmax apart from them (the kept probabilities, or a block beside):
+            // out of place, the softmax takes its one-pass path (its fallback rereads the scores).
+            let block = UnsafeMutablePointer<Float>.allocate(capacity: rows * width)
+            let probs = kept == nil ? UnsafeMutablePointer<Float>.allocate(capacity: rows * width) : nil
             let keys = width != lk ? UnsafeMutablePointer<Float>.allocate(capacity: width * d) : nil
             keys.map { ($0 + lk * d).initialize(repeating: 0, count: (width - lk) * d) }
-            defer { block?.deallocate(); keys?.deallocate() }
+            defer { block.deallocate(); probs?.deallocate(); keys?.deallocate() }
             var keysOf = -1
             for task in stride(from: worker * tasks / workers, to: (worker + 1) * tasks / workers, by: 1) {
                 let b = task / blocks, start = (task % blocks) * rows, count = Swift.min(rows, lq - start)
-                let scores = kept.map { $0 + (b * lq + start) * lk } ?? block!
+                let p = kept.map { $0 + (b * lq + start) * lk } ?? probs!
                 var (keyRows, ldKeys) = (UnsafePointer(pk + ok[b]), ldk)
                 if let keys {
                     if keysOf != b {
@@ -298,10 +301,10 @@ extension Tensor {
                     (keyRows, ldKeys) = (UnsafePointer(keys), d)
                 }
                 BLAS.gemmOnOneThread(transA: false, transB: true, m: count, n: width, k: d, alpha: scale,
-                                     a: pq + oq[b] + start * ldq, lda: ldq, b: keyRows, ldb: ldKeys, c: scores, ldc: width)
-                lvdk_softmax_rows(scores, scores, count, lk, width, 0)
+                                     a: pq + oq[b] + start * ldq, lda: ldq, b: keyRows, ldb: ldKeys, c: block, ldc: width)
+                lvdk_softmax_rows(block, p, count, lk, width, 0)
                 BLAS.gemmOnOneThread(transA: false, transB: false, m: count, n: dv, k: lk,
-                                     a: scores, lda: width, b: pv + ov[b], ldb: ldv, c: po + oo[b] + start * ldo, ldc: ldo)
+                                     a: p, lda: width, b: pv + ov[b], ldb: ldv, c: po + oo[b] + start * ldo, ldc: ldo)
             }
         }
         // A recorded call is charged by Tensor.record.
