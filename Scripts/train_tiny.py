@@ -40,6 +40,8 @@ import torch.nn.functional as F
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 torch.set_num_threads(max(1, os.cpu_count() or 1))
+# --precision bf16: the UNet's forward under autocast in bfloat16 (the loss and the optimiser stay fp32).
+AUTOCAST = None
 if DEVICE == "cuda":
     # The models are tiny: a step is bound by kernel launches, not arithmetic; TF32 costs nothing.
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -461,7 +463,8 @@ def diffusion_loss(unet, scheduler, z, context, high_noise=0.0):
         high = torch.rand(z.shape[0], device=z.device) < high_noise
         t = torch.where(high, torch.randint(500, 1000, t.shape, device=z.device), t)
     noisy = scheduler.add_noise(z, noise, t)
-    prediction = unet(noisy, t, encoder_hidden_states=context).sample
+    with torch.autocast(device_type=DEVICE, dtype=AUTOCAST or torch.bfloat16, enabled=AUTOCAST is not None):
+        prediction = unet(noisy, t, encoder_hidden_states=context).sample
     alphas = scheduler.alphas_cumprod.to(z.device)[t]
     snr = alphas / (1 - alphas)
     weight = torch.clamp(snr, max=5.0) / snr
@@ -973,8 +976,9 @@ def position_probe(features):
 def stage_profile(args):
     """Where a UNet training step's time goes, on this device: a few steps of single frames
     (--image-batch) and of clips (--video-batch) on random latents and captions, with the token
-    loss's attention recording as `unet` has it, under torch.profiler; prints the step times and
-    the ops (on a GPU, the kernels) that took the most time. Needs no data or checkpoint."""
+    loss's attention recording as `unet` has it, in fp32 and with --precision bf16, under
+    torch.profiler; prints the step times and the ops (on a GPU, the kernels) that took the most
+    time. Needs no data or checkpoint."""
     from torch.profiler import ProfilerActivity, profile
     text = make_text_encoder(656).to(DEVICE)
     unet = make_unet()
@@ -988,7 +992,11 @@ def stage_profile(args):
     opt = torch.optim.AdamW(params, lr=1e-4, **({"fused": True} if DEVICE == "cuda" else {}))
     sync = torch.cuda.synchronize if DEVICE == "cuda" else (lambda: None)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if DEVICE == "cuda" else [])
-    for name, count, frames in (("frames", args.image_batch, 1), ("clips", args.video_batch, 8)):
+    global AUTOCAST
+    cases = [(name, count, frames, precision) for precision in ("fp32", "bf16")
+             for name, count, frames in (("frames", args.image_batch, 1), ("clips", args.video_batch, 8))]
+    for name, count, frames, precision in cases:
+        AUTOCAST = torch.bfloat16 if precision == "bf16" else None
         z = torch.randn(count, 4, frames, 16, 16, device=DEVICE)
         ids = torch.randint(2, 600, (count, 77), device=DEVICE)
 
@@ -1008,7 +1016,7 @@ def stage_profile(args):
         for _ in range(args.profile_steps):
             step()
         seconds = (time.time() - started) / args.profile_steps
-        print(f"profile: {name}, batch {count} × {frames} frames: {seconds * 1000:.1f} ms a step on {DEVICE}", flush=True)
+        print(f"profile: {name}, batch {count} × {frames} frames, {precision}: {seconds * 1000:.1f} ms a step on {DEVICE}", flush=True)
         with profile(activities=activities) as prof:
             step()
         key = "self_cuda_time_total" if DEVICE == "cuda" else "self_cpu_time_total"
@@ -1133,7 +1141,11 @@ def main():
     parser.add_argument("--check-samples", type=int, default=96, help="gligen-check: frames compared")
     parser.add_argument("--gate-lr-scale", type=float, default=25, help="GLIGEN gates' learning rate over --lr")
     parser.add_argument("--profile-steps", type=int, default=5, help="profile: steps timed for each of frames and clips")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="the UNet's forward in training: fp32, or under autocast in bfloat16 (a GPU's tensor cores)")
     args = parser.parse_args()
+    global AUTOCAST
+    AUTOCAST = torch.bfloat16 if args.precision == "bf16" else None
     if not args.data and args.stage != "profile":
         parser.error(f"{args.stage} needs --data (lvd world dataset folders)")
     os.makedirs(args.work, exist_ok=True)
