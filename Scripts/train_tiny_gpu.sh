@@ -6,7 +6,7 @@
 # DATA holds the three `lvd world dataset` folders of Models/README.md (single/, multi/, ground/),
 # or them as single.tar.xz, multi.tar.xz, ground.tar.xz. The tokenizer and the VAE are the bundled
 # ones (Models/tiny, through `train_tiny.py import`); the UNet and text encoder start afresh. Two
-# variants train side by side on the one GPU (each step is bound by kernel launches, not by the GPU):
+# variants train side by side on the one GPU (a hedge: which one grounds better is not known yet):
 #
 #   F  the base UNet alone, then the GLIGEN adapters on the frozen base (as before);
 #   J  the base UNet and the GLIGEN adapters together (--joint-gligen 0.5).
