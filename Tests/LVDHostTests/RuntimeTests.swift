@@ -1,4 +1,5 @@
 import Foundation
+import LVDFormats
 import LVDHost
 import LVDRuntime
 import LVDSDK
@@ -138,5 +139,30 @@ final class HeaderTests: XCTestCase {
                 XCTAssertTrue(before.contains("*/"), "\(header): undocumented function: \(line)")
             }
         }
+    }
+}
+
+/// `lvd bench ops` measures this machine's copy bandwidth in the same run, and the bytes that
+/// attention must move at least, so a case bound by memory is judged against the memory.
+final class BenchOpsTests: XCTestCase {
+    func testCopyBandwidthAndAttentionTraffic() throws {
+        var byName: [String: JSONObject] = [:]
+        for filter in ["copy", "attention temporal"] {
+            let result = try lvd(["bench", "ops", "--json", "--min-seconds", "0", "--filter", filter])
+            XCTAssertEqual(result.status, 0, result.output)
+            for line in result.stdout.split(separator: "\n") {
+                if let row = try? JSONValue.parse(String(line)).objectValue, let name = row["name"]?.stringValue { byName[name] = row }
+            }
+        }
+        let copy = try XCTUnwrap(byName["copy 64 MB"], "\(byName.keys)")
+        let seconds = try XCTUnwrap(copy["seconds"]?.numberValue), bandwidth = try XCTUnwrap(copy["gbytes_per_second"]?.numberValue)
+        // 64 MB read and 64 MB written in that time.
+        XCTAssertEqual(bandwidth, 2 * 64 * 1_048_576 / seconds / 1e9, accuracy: bandwidth * 1e-9)
+        XCTAssertGreaterThan(bandwidth, 0.5)
+        // Temporal attention: q, k, v and the output, 5120 × 16 × 64 floats each, in its forward time.
+        let attention = try XCTUnwrap(byName["attention temporal 16f"])
+        let traffic = try XCTUnwrap(attention["gbytes_per_second"]?.numberValue) * XCTUnwrap(attention["seconds"]?.numberValue)
+        XCTAssertEqual(traffic, 4 * 4 * 5120 * 16 * 64 / 1e9, accuracy: 1e-9)
+        XCTAssertNil(byName["attention temporal 16f bwd"]?["gbytes_per_second"], "only the forward's traffic is counted")
     }
 }

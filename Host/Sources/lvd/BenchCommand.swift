@@ -42,7 +42,7 @@ struct Bench: ParsableCommand {
                 if benchCase.op == "sgemm" { sgemmRate = Swift.max(sgemmRate, rate) }
                 let torch = torchSeconds[benchCase.name]
                 rows.append([benchCase.name, benchCase.shapeText, benchCase.direction, String(format: "%.4f", seconds),
-                             String(format: "%.1f", rate), torch.map { String(format: "%.4f", $0) } ?? "-",
+                             benchCase.gflop > 0 ? String(format: "%.1f", rate) : "-", torch.map { String(format: "%.4f", $0) } ?? "-",
                              torch.map { String(format: "%.2f×", $0 / seconds) } ?? "-"])
                 var object = JSONObject()
                 object["op"] = .string(benchCase.op)
@@ -51,6 +51,7 @@ struct Bench: ParsableCommand {
                 object["direction"] = .string(benchCase.direction)
                 object["seconds"] = .number(seconds)
                 object["gflops"] = .number(rate)
+                if benchCase.bytes > 0 { object["gbytes_per_second"] = .number(benchCase.bytes / seconds / 1e9) }
                 if sgemmRate > 0 { object["percent_of_sgemm"] = .number(100 * rate / sgemmRate) }
                 if let torch {
                     object["torch_seconds"] = .number(torch)
@@ -67,6 +68,18 @@ struct Bench: ParsableCommand {
                 guard let row = objects.first(where: { $0.objectValue?["name"] == .string(benchCase.name) })?.objectValue,
                       row["direction"] == .string("forward"), let rate = row["gflops"]?.numberValue else { continue }
                 print(String(format: "%@: %.0f%% of the sgemm rate", benchCase.name, 100 * rate / Swift.max(sgemmRate, 1e-9)))
+            }
+            // Cases bound by memory against the copy's bandwidth, measured in this run.
+            if let copy = cases.first(where: { $0.op == "copy" }), let copySeconds = objects.first(where: { $0.objectValue?["name"] == .string(copy.name) })?
+                .objectValue?["seconds"]?.numberValue {
+                let bandwidth = copy.bytes / copySeconds / 1e9
+                print(String(format: "copy bandwidth: %.1f GB/s (read + write)", bandwidth))
+                for benchCase in cases where benchCase.op == "attention" && benchCase.direction == "forward" {
+                    guard let row = objects.first(where: { $0.objectValue?["name"] == .string(benchCase.name) })?.objectValue,
+                          let rate = row["gbytes_per_second"]?.numberValue else { continue }
+                    print(String(format: "%@: operands %.0f MB at %.1f GB/s, %.0f%% of the copy bandwidth",
+                                 benchCase.name, benchCase.bytes / 1e6, rate, 100 * rate / bandwidth))
+                }
             }
             func seconds(_ name: String) -> Double? {
                 objects.first { $0.objectValue?["name"] == .string(name) }?.objectValue?["seconds"]?.numberValue
@@ -107,6 +120,9 @@ struct BenchCase {
     let direction: String
     let shapes: [[Int]]
     let gflop: Double
+    /// The bytes the case must at least read and write (its operands and result), where that is
+    /// what bounds it: copy and attention.
+    var bytes: Double = 0
 
     var shapeText: String { shapes.map { $0.map(String.init).joined(separator: "×") }.joined(separator: ", ") }
 
@@ -120,6 +136,10 @@ struct BenchCase {
 
     static let all: [BenchCase] = {
         var cases: [BenchCase] = []
+        // This machine's memory bandwidth in the same run: x · 1 over 64 MB (read and write), so a
+        // case bound by memory (temporal attention) is judged against what the memory gives.
+        cases.append(BenchCase(name: "copy 64 MB", op: "copy", direction: "forward", shapes: [[16, 1024, 1024]], gflop: 0,
+                               bytes: 2 * 64 * 1_048_576))
         for n in [1024, 2048] {
             cases.append(BenchCase(name: "sgemm \(n)", op: "sgemm", direction: "forward", shapes: [[n, n], [n, n]],
                                    gflop: 2 * pow(Double(n), 3) / 1e9))
@@ -146,7 +166,8 @@ struct BenchCase {
                                           ("temporal 16f", 5120, 16, 16, 64)] {
             let flop = 4.0 * Double(batch * lq * lk * d) / 1e9
             let shapes = [[batch, lq, d], [batch, lk, d], [batch, lk, d]]
-            cases.append(BenchCase(name: "attention \(label)", op: "attention", direction: "forward", shapes: shapes, gflop: flop))
+            let operands = 4.0 * Double(batch * (2 * lq + 2 * lk) * d)  // q, k, v and the output
+            cases.append(BenchCase(name: "attention \(label)", op: "attention", direction: "forward", shapes: shapes, gflop: flop, bytes: operands))
             cases.append(BenchCase(name: "attention \(label) bwd", op: "attention", direction: "backward", shapes: shapes, gflop: 2 * flop))
         }
         let norm = [8, 320, 32, 32]
@@ -169,6 +190,8 @@ struct BenchCase {
         switch (op, direction) {
         case ("sgemm", _):
             body = { _ = try GradMode.withoutGrad { try inputs[0].matmul(inputs[1]) } }
+        case ("copy", _):
+            body = { _ = try GradMode.withoutGrad { try inputs[0] * 1 } }
         case ("conv2d", "forward"):
             body = { _ = try GradMode.withoutGrad { try inputs[0].conv2d(weight: inputs[1], padding: samePadding) } }
         case ("attention", "forward"):
