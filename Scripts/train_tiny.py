@@ -580,6 +580,8 @@ def stage_unet(args):
     unet.to(DEVICE)  # with the adapters (the parameters move in place)
     opt = adam(groups, weight_decay=0.01)
     ema = EMA(params + adapter_params)
+    if grounding:
+        with_adapters(args.work, unet)
     ckpt = Checkpoint(os.path.join(args.work, "unet.pt"), unet=unet, text=text, opt=opt, ema=ema)
     started = time.time()
 
@@ -694,6 +696,36 @@ def stage_unet(args):
                          "step": ckpt.step, "elapsed": ckpt.elapsed}, os.path.join(args.work, "gligen.pt"))
         print(f"unet: GLIGEN adapters trained with the base -> {os.path.join(args.work, 'gligen.pt')}")
     return finished
+
+
+def with_adapters(work, unet):
+    """Before --joint-gligen resumes a plain base checkpoint (the base trained alone, or imported):
+    rewrite WORK/unet.pt with GLIGEN adapters in it (`unet` carries them), those of WORK/gligen.pt
+    where there is one (weights and EMA), else `unet`'s fresh ones, so the joint stage goes on from
+    both. A checkpoint that already holds adapters is left as it is."""
+    path = os.path.join(work, "unet.pt")
+    if not os.path.exists(path):
+        return
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if any(".fuser." in k for k in saved["unet"]):
+        return
+    make_unet().load_state_dict(base_weights(saved["unet"]))  # the base must be whole
+    adapters = torch.nn.ModuleList([unet.position_net] + [b.fuser for b in spatial_blocks(unet)])
+    adapters_path = os.path.join(work, "gligen.pt")
+    if os.path.exists(adapters_path):
+        trained = torch.load(adapters_path, map_location="cpu", weights_only=False)
+        adapters.load_state_dict(trained["adapters"])
+        shadow = trained["ema"]["shadow"]
+        print(f"{path}: joint training goes on from the adapters of {adapters_path} (step {trained['step']})")
+    else:
+        shadow = [p.detach().cpu().clone() for p in adapters.parameters()]
+        print(f"{path}: joint training starts fresh adapters on this base")
+    merged = {k: v.detach().cpu() for k, v in unet.state_dict().items()}
+    merged.update(base_weights(saved["unet"]))
+    saved["unet"] = merged
+    saved["ema"] = {"shadow": list(saved["ema"]["shadow"]) + [t.detach().cpu().clone() for t in shadow]}
+    saved.pop("opt", None)  # the optimiser's groups change: it starts afresh (and warms up again)
+    save_atomically(saved, path)
 
 
 def base_weights(state):

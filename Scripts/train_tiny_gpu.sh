@@ -5,7 +5,9 @@
 #
 # DATA holds the three `lvd world dataset` folders of Models/README.md (single/, multi/, ground/),
 # or them as single.tar.xz, multi.tar.xz, ground.tar.xz. The tokenizer and the VAE are the bundled
-# ones (Models/tiny, through `train_tiny.py import`); the UNet and text encoder start afresh. Two
+# ones (Models/tiny, through `train_tiny.py import`). START=bundled (the default) goes on from the
+# bundled UNet, text encoder and GLIGEN adapters (steps 8000 and 1906); START=scratch starts the
+# UNet and text encoder afresh (the first GPU run did: 490 steps drew confetti). Two
 # variants train side by side on the one GPU (a hedge: which one grounds better is not known yet):
 #
 #   F  the base UNet alone, then the GLIGEN adapters on the frozen base (as before);
@@ -42,8 +44,13 @@ done
 wait
 D="--data $work/single $work/multi $work/ground"
 base=$work/base
-$py Scripts/train_tiny.py import $D --work "$base" --out Models --import-step 0 0 || exit 1
-rm -f "$base/unet.pt" "$base/gligen.pt"
+start_from=${START:-bundled}
+case $start_from in
+    bundled) $py Scripts/train_tiny.py import $D --work "$base" --out Models --import-step 8000 1906 || exit 1 ;;
+    scratch) $py Scripts/train_tiny.py import $D --work "$base" --out Models --import-step 0 0 || exit 1
+             rm -f "$base/unet.pt" "$base/gligen.pt" ;;
+    *) echo "START is bundled or scratch, not $start_from" >&2; exit 2 ;;
+esac
 $py Scripts/train_tiny.py latents $D --work "$base" --flip || exit 1
 echo "setup took $(( $(date +%s) - start )) s"
 
@@ -51,7 +58,9 @@ echo "setup took $(( $(date +%s) - start )) s"
 # IMAGE_BATCH and VIDEO_BATCH set the batches (512 frames, 64 clips: sized for a GPU); PRECISION
 # (fp32 or bf16) the UNet's forward, as profile.log shows faster.
 minutes_left() { awk -v now="$(date +%s)" -v end=$((start + budget - $1)) 'BEGIN { printf "%.2f", (end - now) / 60 }'; }
-common="$batches --precision ${PRECISION:-fp32} --lr 6e-4 --token-loss 0.05 --phrase-loss 0.01 --schedule-by-time --unet-steps 1000000"
+# A lower rate going on from the bundled checkpoint than from scratch (LR overrides either).
+lr=${LR:-$([ "$start_from" = bundled ] && echo 3e-4 || echo 6e-4)}
+common="$batches --precision ${PRECISION:-fp32} --lr $lr --token-loss 0.05 --phrase-loss 0.01 --schedule-by-time --unet-steps 1000000"
 params='{"lvd": {"loss_threshold": 0, "loss_scale": 20}}'
 
 run_variant() {
@@ -61,6 +70,10 @@ run_variant() {
     ln -sfn "$base/latents.pt" "$work/$v/latents.pt"
     ln -sfn "$base/tokenizer" "$work/$v/tokenizer"
     ln -sfn "$base/vae.pt" "$work/$v/vae.pt"
+    # Imported checkpoints are copied: each variant rewrites its own.
+    for ckpt in unet.pt gligen.pt; do
+        [ -f "$base/$ckpt" ] && cp "$base/$ckpt" "$work/$v/$ckpt"
+    done
     "$@"
     $py Scripts/train_tiny.py export $D --work "$work/$v" --out "$work/$v/export" --method-params "$params" &&
         tar -C "$work/$v/export" -czf "$out/$v-tiny.tar.gz" tiny &&
@@ -71,7 +84,7 @@ variant_f() {
     $py Scripts/train_tiny.py unet $D --work "$work/F" --unet-data "$work/single" "$work/multi" $common \
         --image-fraction 0.48 --minutes "$(awk -v m="$(minutes_left 60)" 'BEGIN { printf "%.2f", m * 0.6 }')"
     $py Scripts/train_tiny.py gligen $D --work "$work/F" --gligen-data "$work/multi" "$work/ground" \
-        --gligen-steps 1000000 $batches --precision ${PRECISION:-fp32} --lr 6e-4 --minutes "$(minutes_left 60)"
+        --gligen-steps 1000000 $batches --precision ${PRECISION:-fp32} --lr $lr --minutes "$(minutes_left 60)"
 }
 
 variant_j() {
