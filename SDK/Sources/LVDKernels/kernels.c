@@ -80,44 +80,40 @@ LVDK_CLONES static void lvdk_gelu_grad_clones(const float *g, const float *x, fl
 }
 void lvdk_gelu_grad(const float *g, const float *x, float *y, size_t n) { lvdk_gelu_grad_clones(g, x, y, n); }
 
-// Sums with 64 independent accumulators (four AVX-512 registers, eight AVX2 ones), so clang
-// vectorises without needing to reassociate and the adds do not wait on each other: one
-// accumulator register made a reduction latency-bound (group norm's statistics at 2.7 floats a
-// cycle). Arrays under 256 and the tail go eight at a time.
-static inline __attribute__((always_inline)) float sum_lanes(const float *x, size_t n) {
+// Σ of a term over n values with 64 independent accumulators (four AVX-512 registers, eight AVX2
+// ones), so clang vectorises without needing to reassociate and the adds do not wait on each
+// other: one accumulator register made a reduction latency-bound (group norm's statistics at 2.7
+// floats a cycle). Arrays under 256 and the tail go eight at a time. The term is x, x·y or
+// (x − shift)²; `kind` is a constant at every call, so each inlined copy keeps only its own.
+enum { TERM_X, TERM_XY, TERM_SQUARED_DEVIATION };
+static inline __attribute__((always_inline)) float term(int kind, const float *x, const float *y, float shift, size_t i) {
+    if (kind == TERM_XY) return x[i] * y[i];
+    if (kind == TERM_SQUARED_DEVIATION) { float d = x[i] - shift; return d * d; }
+    return x[i];
+}
+
+static inline __attribute__((always_inline)) float lanes_total(int kind, const float *x, const float *y, float shift, size_t n) {
     float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     size_t i = 0;
     if (n >= 256) {   // short rows (attention's 16 or 77 keys) would pay more to set up and fold
         float wide[64] = {0};
         for (; i + 64 <= n; i += 64)
-            for (int k = 0; k < 64; k++) wide[k] += x[i + k];
+            for (int k = 0; k < 64; k++) wide[k] += term(kind, x, y, shift, i + k);
         for (int k = 0; k < 64; k++) lanes[k % 8] += wide[k];
     }
     for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) lanes[k] += x[i + k];
+        for (int k = 0; k < 8; k++) lanes[k] += term(kind, x, y, shift, i + k);
     float total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-    for (; i < n; i++) total += x[i];
+    for (; i < n; i++) total += term(kind, x, y, shift, i);
     return total;
+}
+
+static inline __attribute__((always_inline)) float sum_lanes(const float *x, size_t n) { return lanes_total(TERM_X, x, 0, 0, n); }
+static inline __attribute__((always_inline)) float dot_lanes(const float *x, const float *y, size_t n) {
+    return lanes_total(TERM_XY, x, y, 0, n);
 }
 
 LVDK_CLONES static float lvdk_sum_clones(const float *x, size_t n) { return sum_lanes(x, n); }
-
-// Σ x·y the same way.
-static inline __attribute__((always_inline)) float dot_lanes(const float *x, const float *y, size_t n) {
-    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t i = 0;
-    if (n >= 256) {
-        float wide[64] = {0};
-        for (; i + 64 <= n; i += 64)
-            for (int k = 0; k < 64; k++) wide[k] += x[i + k] * y[i + k];
-        for (int k = 0; k < 64; k++) lanes[k % 8] += wide[k];
-    }
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) lanes[k] += x[i + k] * y[i + k];
-    float total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-    for (; i < n; i++) total += x[i] * y[i];
-    return total;
-}
 float lvdk_sum(const float *x, size_t n) { return lvdk_sum_clones(x, n); }
 
 LVDK_CLONES static float lvdk_max_clones(const float *x, size_t n) {
@@ -136,24 +132,7 @@ float lvdk_max(const float *x, size_t n) { return lvdk_max_clones(x, n); }
 // deviations (stable for large means).
 static inline __attribute__((always_inline)) void row_stats(const float *in, size_t n, float eps, float *mean_out, float *rstd_out) {
     float mean = sum_lanes(in, n) / (float)(n ? n : 1);
-    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t i = 0;
-    if (n >= 256) {   // as in sum_lanes
-        float wide[64] = {0};
-        for (; i + 64 <= n; i += 64)
-            for (int k = 0; k < 64; k++) {
-                float d = in[i + k] - mean;
-                wide[k] += d * d;
-            }
-        for (int k = 0; k < 64; k++) lanes[k % 8] += wide[k];
-    }
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) {
-            float d = in[i + k] - mean;
-            lanes[k] += d * d;
-        }
-    float squares = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-    for (; i < n; i++) squares += (in[i] - mean) * (in[i] - mean);
+    float squares = lanes_total(TERM_SQUARED_DEVIATION, in, 0, mean, n);
     *mean_out = mean;
     *rstd_out = 1.0f / sqrtf(squares / (float)(n ? n : 1) + eps);
 }
