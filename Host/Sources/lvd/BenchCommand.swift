@@ -61,29 +61,24 @@ struct Bench: ParsableCommand {
                 if json { print(JSONValue.object(object).serialized()) }
             }
             guard !json else { return }
+            func row(_ name: String) -> JSONObject? { objects.first { $0.objectValue?["name"] == .string(name) }?.objectValue }
             print(table(rows), terminator: "")
             if sgemmRate > 0 { print(String(format: "sgemm rate: %.1f GFLOP/s", sgemmRate)) }
             // Ratios the targets are stated in (the sgemm share only when sgemm ran in this run).
             for benchCase in cases where sgemmRate > 0 && (benchCase.op == "conv2d" || benchCase.op == "attention") {
-                guard let row = objects.first(where: { $0.objectValue?["name"] == .string(benchCase.name) })?.objectValue,
-                      row["direction"] == .string("forward"), let rate = row["gflops"]?.numberValue else { continue }
+                guard let found = row(benchCase.name), found["direction"] == .string("forward"), let rate = found["gflops"]?.numberValue else { continue }
                 print(String(format: "%@: %.0f%% of the sgemm rate", benchCase.name, 100 * rate / Swift.max(sgemmRate, 1e-9)))
             }
             // Cases bound by memory against the copy's bandwidth, measured in this run.
-            if let copy = cases.first(where: { $0.op == "copy" }), let copySeconds = objects.first(where: { $0.objectValue?["name"] == .string(copy.name) })?
-                .objectValue?["seconds"]?.numberValue {
-                let bandwidth = copy.bytes / copySeconds / 1e9
+            if let copy = cases.first(where: { $0.op == "copy" }), let bandwidth = row(copy.name)?["gbytes_per_second"]?.numberValue {
                 print(String(format: "copy bandwidth: %.1f GB/s (read + write)", bandwidth))
                 for benchCase in cases where benchCase.op == "attention" && benchCase.direction == "forward" {
-                    guard let row = objects.first(where: { $0.objectValue?["name"] == .string(benchCase.name) })?.objectValue,
-                          let rate = row["gbytes_per_second"]?.numberValue else { continue }
+                    guard let rate = row(benchCase.name)?["gbytes_per_second"]?.numberValue else { continue }
                     print(String(format: "%@: operands %.0f MB at %.1f GB/s, %.0f%% of the copy bandwidth",
                                  benchCase.name, benchCase.bytes / 1e6, rate, 100 * rate / bandwidth))
                 }
             }
-            func seconds(_ name: String) -> Double? {
-                objects.first { $0.objectValue?["name"] == .string(name) }?.objectValue?["seconds"]?.numberValue
-            }
+            func seconds(_ name: String) -> Double? { row(name)?["seconds"]?.numberValue }
             for forward in cases where forward.direction == "forward" {
                 for backward in cases where backward.direction.hasPrefix("backward") && backward.op == forward.op && backward.shapes == forward.shapes {
                     guard let f = seconds(forward.name), let b = seconds(backward.name) else { continue }

@@ -136,10 +136,11 @@ extension Bench {
             }
             func share(_ a: Int, _ b: Int) -> Double { b == 0 ? 0 : Double(a) / Double(b) }
             func mean(_ v: [Double]?) -> Double { guard let v, !v.isEmpty else { return 0 }; return v.reduce(0, +) / Double(v.count) }
+            let detectionsPerFrame = captionsDone == 0 ? 0 : perFrame / Double(captionsDone)
             let figures = JSONObject([
                 "captions": .number(Double(captionsDone)), "class_found": .number(share(classHits, captionsDone)),
                 "colour_found": .number(share(colourHits, captionsDone)), "alone_found": .number(share(aloneHits, captionsDone)),
-                "detections_per_frame": .number(captionsDone == 0 ? 0 : perFrame / Double(captionsDone)),
+                "detections_per_frame": .number(detectionsPerFrame),
                 "layouts": .number(Double(layoutsDone)), "object_frames": .number(Double(pairs)),
                 "iou_0_3_share": .number(share(pairHits, pairs)),
                 "baseline_seconds_mean": .number(mean(seconds["baseline"])), "lvd_gligen_seconds_mean": .number(mean(seconds["lvd-gligen"])),
@@ -150,7 +151,7 @@ extension Bench {
                 if captionsDone > 0 {
                     print(String(format: "captions (baseline): %d videos; named class found in %.1f %%, named colour in %.1f %%, the named object alone in %.1f %% (in ≥ half the frames); %.2f detections a frame; %.2f s per video",
                                  captionsDone, 100 * share(classHits, captionsDone), 100 * share(colourHits, captionsDone),
-                                 100 * share(aloneHits, captionsDone), captionsDone == 0 ? 0 : perFrame / Double(captionsDone), mean(seconds["baseline"])))
+                                 100 * share(aloneHits, captionsDone), detectionsPerFrame, mean(seconds["baseline"])))
                 }
                 if layoutsDone > 0 {
                     print(String(format: "layouts (lvd-gligen): %d videos, %d object-frames; detected box at IoU ≥ 0.3 on %.1f %%; %.2f s per video",
