@@ -240,10 +240,13 @@ class Grounding:
             return args, kwargs
 
     def parameters(self):
-        params = list(self.unet.position_net.parameters())
-        for block in spatial_blocks(self.unet):
-            params += list(block.fuser.parameters())
-        return params
+        return list(adapter_modules(self.unet).parameters())
+
+
+def adapter_modules(unet):
+    """The GLIGEN adapters of a UNet with them, as checkpoints hold them: the position net, then
+    each spatial block's fuser."""
+    return torch.nn.ModuleList([unet.position_net] + [b.fuser for b in spatial_blocks(unet)])
 
 
 class Checkpoint:
@@ -596,9 +599,9 @@ def stage_unet(args):
     single = np.array([i for i, r in enumerate(rows) if r["single"] and r["folder"] in chosen])
     everything = np.array([i for i, r in enumerate(rows) if r["folder"] in chosen])
     rng = np.random.default_rng(1000 + ckpt.step)
-    print(f"unet: {sum(p.numel() for p in params[:len(list(unet.parameters())) - len(adapter_params)]) / 1e6:.2f} M, text encoder "
-          f"{sum(p.numel() for p in text.parameters()) / 1e6:.2f} M, GLIGEN adapters "
-          f"{sum(p.numel() for p in adapter_params) / 1e6:.2f} M parameters on {DEVICE}")
+    adapter_count = sum(p.numel() for p in adapter_params)
+    print(f"unet: {(sum(p.numel() for p in unet.parameters()) - adapter_count) / 1e6:.2f} M, text encoder "
+          f"{sum(p.numel() for p in text.parameters()) / 1e6:.2f} M, GLIGEN adapters {adapter_count / 1e6:.2f} M parameters on {DEVICE}")
     recorder = AttentionMaps(spatial_cross_attention(unet)) if args.token_loss > 0 else None
     # GLIGEN's position net reads the text encoder's pooled output of each object's phrase ("red
     # ball"), which the UNet never trains: without a term of its own it stays nearly the same for
@@ -691,7 +694,7 @@ def stage_unet(args):
     finished = train_loop("unet", args, ckpt, args.unet_steps, step)
     if grounding:
         # The adapters as the gligen stage saves them, with their EMA weights (the tail of the EMA).
-        adapters = torch.nn.ModuleList([unet.position_net] + [b.fuser for b in spatial_blocks(unet)])
+        adapters = adapter_modules(unet)
         save_atomically({"adapters": adapters.state_dict(), "ema": {"shadow": ema.shadow[len(params):]},
                          "step": ckpt.step, "elapsed": ckpt.elapsed}, os.path.join(args.work, "gligen.pt"))
         print(f"unet: GLIGEN adapters trained with the base -> {os.path.join(args.work, 'gligen.pt')}")
@@ -710,7 +713,7 @@ def with_adapters(work, unet):
     if any(".fuser." in k for k in saved["unet"]):
         return
     make_unet().load_state_dict(base_weights(saved["unet"]))  # the base must be whole
-    adapters = torch.nn.ModuleList([unet.position_net] + [b.fuser for b in spatial_blocks(unet)])
+    adapters = adapter_modules(unet)
     adapters_path = os.path.join(work, "gligen.pt")
     if os.path.exists(adapters_path):
         trained = torch.load(adapters_path, map_location="cpu", weights_only=False)
@@ -833,7 +836,7 @@ def stage_gligen(args):
     opt = adam(gate_groups(unet, params, args.lr, args.gate_lr_scale), weight_decay=0.0)
     # A short EMA: the adapters train for few steps, and a long average would trail them.
     ema = EMA(params, cap=0.99)
-    ckpt = Checkpoint(os.path.join(args.work, "gligen.pt"), adapters=torch.nn.ModuleList([unet.position_net] + [b.fuser for b in spatial_blocks(unet)]),
+    ckpt = Checkpoint(os.path.join(args.work, "gligen.pt"), adapters=adapter_modules(unet),
                       opt=opt, ema=ema)
     ids = token_ids(tok, [r["caption"] for r in rows] + [""])
     scheduler = noise_schedule()
@@ -926,7 +929,7 @@ def trained_gligen(args):
     """The trained base with the GLIGEN checkpoint's adapters (their EMA weights) on its UNet."""
     tok, text, unet = trained_base(args)
     grounding = Grounding(unet)
-    adapters = torch.nn.ModuleList([unet.position_net] + [b.fuser for b in spatial_blocks(unet)])
+    adapters = adapter_modules(unet)
     saved = torch.load(os.path.join(args.work, "gligen.pt"), map_location="cpu", weights_only=False)
     adapters.load_state_dict(saved["adapters"])
     ema = EMA(grounding.parameters())
@@ -1115,7 +1118,7 @@ def stage_import(args):
     if os.path.exists(weights):
         grounding = Grounding(unet)
         unet.load_state_dict({k: v.float() for k, v in load_file(weights).items()})
-        adapters = torch.nn.ModuleList([unet.position_net] + [b.fuser for b in spatial_blocks(unet)])
+        adapters = adapter_modules(unet)
         save("gligen.pt", {"adapters": adapters.state_dict(), "ema": {"shadow": [p.detach().clone() for p in grounding.parameters()]},
                            "step": gligen_step, "elapsed": 0.0})
         print(f"import: GLIGEN adapters (step {gligen_step}) from {gligen}")
