@@ -180,6 +180,9 @@ final class BundledModelTests: XCTestCase {
         let alone = try XCTUnwrap(figures["alone_found"]?.numberValue)
         XCTAssertTrue([0, 0.5, 1].contains(alone) && alone <= classShare, "alone \(alone), class \(classShare)")
         XCTAssertNotNil(figures["detections_per_frame"]?.numberValue)
+        // Its 95 % interval holds it; two videos say little, so the interval is wide.
+        let interval = try XCTUnwrap(figures["class_found_ci95"]?.arrayValue?.compactMap(\.numberValue))
+        XCTAssertTrue(interval.count == 2 && interval[0] <= classShare && classShare <= interval[1] && interval[1] - interval[0] > 0.5, "\(interval)")
         // A second run finds the videos made and scores them again without generating.
         let video = temp.file("b/caption-001/video.npy")
         let before = try FileManager.default.attributesOfItem(atPath: video)[.modificationDate] as? Date

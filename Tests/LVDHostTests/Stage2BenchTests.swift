@@ -256,6 +256,52 @@ final class Stage2BenchTests: XCTestCase {
         XCTAssertLessThan(try width(svg), wide)
     }
 
+    func testIntervalsAndPairedSignTest() throws {
+        // Wilson 95 % by hand: 5/10 → 0.5 ± 0.2634; 0/10 → [0, 0.2775]; n = 0 says nothing.
+        let half = Proportions.wilson95(5, of: 10)
+        XCTAssertEqual(half.low, 0.2366, accuracy: 1e-4)
+        XCTAssertEqual(half.high, 0.7634, accuracy: 1e-4)
+        XCTAssertEqual(Proportions.wilson95(0, of: 10).low, 0)
+        XCTAssertEqual(Proportions.wilson95(0, of: 10).high, 0.2775, accuracy: 1e-4)
+        XCTAssertEqual(Proportions.wilson95(10, of: 10).high, 1)
+        XCTAssertEqual(Proportions.wilson95(10, of: 10).low, 0.7225, accuracy: 1e-4)
+        XCTAssertTrue(Proportions.wilson95(0, of: 0) == (0, 1))
+        XCTAssertEqual(Proportions.percentWithInterval(67, of: 100), "67.0 % (57.3–75.4)")
+        // Exact sign test: 10 against 2 → 2 · (1 + 12 + 66) / 4096; symmetric; 1 without discordant pairs.
+        XCTAssertEqual(Proportions.signTestP(wins: 10, losses: 2), 2 * 79 / 4096, accuracy: 1e-12)
+        XCTAssertEqual(Proportions.signTestP(wins: 2, losses: 10), Proportions.signTestP(wins: 10, losses: 2))
+        XCTAssertEqual(Proportions.signTestP(wins: 0, losses: 0), 1)
+        XCTAssertEqual(Proportions.signTestP(wins: 3, losses: 3), 1)
+        // Large counts stay finite: 600 against 400 is far from chance.
+        let large = Proportions.signTestP(wins: 600, losses: 400)
+        XCTAssertTrue(large > 0 && large < 1e-9, "\(large)")
+
+        // The report pairs each method with the baseline on the rows both ran with the same seed.
+        var results: [ResultStore.Result] = []
+        for row in 0..<12 {
+            results.append(result("baseline", row: row, success: row == 0 || row == 11))
+            results.append(result("lvd", row: row, success: row < 10))
+        }
+        results.append(result("lvd", row: 50, success: true))                 // no baseline beside it
+        results.append(result("lvd", row: 11, success: true, seed: 999))      // another seed: not paired
+        let report = Stage2Report(results)
+        let pairing = try XCTUnwrap(report.pairings.first)
+        XCTAssertEqual(report.pairings.count, 1)
+        XCTAssertEqual([pairing.label, pairing.reference], ["lvd", "baseline"])
+        XCTAssertEqual([pairing.rows, pairing.wins, pairing.losses], [12, 9, 1])
+        XCTAssertEqual(pairing.p, Proportions.signTestP(wins: 9, losses: 1))
+        let text = report.rendered(json: false, markdown: false)
+        XCTAssertTrue(text.contains("overall with 95 % Wilson intervals: baseline 16.7 % (4.7–44.8), lvd 85.7 % (60.1–96.0)"), text)
+        XCTAssertTrue(text.contains("lvd vs baseline on the same 12 rows: 9 succeed only with lvd, 1 only with baseline (exact sign test p = 0.0215)"), text)
+        XCTAssertTrue(report.rendered(json: false, markdown: true).contains("exact sign test p = 0.0215"))
+        let methods = try XCTUnwrap(report.json.objectValue?["methods"]?.arrayValue)
+        let lvd = try XCTUnwrap(methods[1].objectValue)
+        XCTAssertEqual(lvd["versus"]?.objectValue?["wins"]?.numberValue, 9)
+        XCTAssertEqual(lvd["versus"]?.objectValue?["p"]?.numberValue ?? 0, 0.021484375, accuracy: 1e-12)
+        XCTAssertEqual(lvd["overall_ci95"]?.arrayValue?.compactMap(\.numberValue).map { ($0 * 10).rounded() / 10 }, [60.1, 96.0])
+        XCTAssertNil(methods[0].objectValue?["versus"], "the reference is not compared with itself")
+    }
+
     // MARK: The commands
 
     /// A reference-format cache with a left-to-right car answer for each of `prompts`, and an

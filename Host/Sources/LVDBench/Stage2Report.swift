@@ -58,10 +58,49 @@ public struct Stage2Report {
     /// Each group's label and configuration.
     public var legend: [String] { groups.map { "\($0.label): \($0.config)" } }
 
-    /// What the commands print: JSON, or the table (Markdown or text) and the legend.
+    /// One group against the first (the baseline when there is one) on the rows both ran with
+    /// the same seed: how many succeed with only one of the two, and the exact sign test's p.
+    public struct Pairing: Equatable {
+        public var label: String, reference: String
+        public var rows: Int, wins: Int, losses: Int, p: Double
+    }
+
+    public var pairings: [Pairing] {
+        guard let reference = groups.first else { return [] }
+        struct Pair: Hashable { var row: Int, repeatIndex: Int, seed: UInt64 }
+        var referenceSuccess: [Pair: Bool] = [:]
+        for r in reference.results { referenceSuccess[Pair(row: r.row, repeatIndex: r.repeatIndex, seed: r.seed)] = r.success }
+        return groups.dropFirst().map { group in
+            var rows = 0, wins = 0, losses = 0
+            for r in group.results {
+                guard let other = referenceSuccess[Pair(row: r.row, repeatIndex: r.repeatIndex, seed: r.seed)] else { continue }
+                rows += 1
+                if r.success && !other { wins += 1 }
+                if other && !r.success { losses += 1 }
+            }
+            return Pairing(label: group.label, reference: reference.label, rows: rows, wins: wins, losses: losses,
+                           p: Proportions.signTestP(wins: wins, losses: losses))
+        }
+    }
+
+    /// Below the table: each group's overall rate with its 95 % interval, and each group against
+    /// the first on the same rows — what a difference between two rates is worth.
+    public var significance: [String] {
+        var lines = ["overall with 95 % Wilson intervals: " + groups.map { group in
+            let (s, t) = count(group, nil)
+            return "\(group.label) " + Proportions.percentWithInterval(s, of: t)
+        }.joined(separator: ", ")]
+        for pairing in pairings where pairing.rows > 0 {
+            lines.append("\(pairing.label) vs \(pairing.reference) on the same \(pairing.rows) rows: \(pairing.wins) succeed only with "
+                         + "\(pairing.label), \(pairing.losses) only with \(pairing.reference) (exact sign test p = \(String(format: "%.3g", pairing.p)))")
+        }
+        return lines
+    }
+
+    /// What the commands print: JSON, or the table (Markdown or text), the legend and the intervals.
     public func rendered(json: Bool, markdown: Bool) -> String {
         if json { return self.json.serialized(pretty: true) }
-        return ([markdown ? self.markdown : text] + legend.map { "  " + $0 }).joined(separator: "\n")
+        return ([markdown ? self.markdown : text] + legend.map { "  " + $0 } + significance).joined(separator: "\n")
     }
 
     public var markdown: String {
@@ -89,22 +128,36 @@ public struct Stage2Report {
     }
 
     public var json: JSONValue {
-        .object(JSONObject(["methods": .array(groups.map { group in
+        let pairings = self.pairings
+        return .object(JSONObject(["methods": .array(groups.map { group in
             var tasksObject = JSONObject()
             for task in tasks {
                 let (s, t) = count(group, task)
-                tasksObject[task] = .object(JSONObject(["successes": .number(Double(s)), "rows": .number(Double(t)), "percent": .number(Self.percent(s, t))]))
+                tasksObject[task] = .object(JSONObject(["successes": .number(Double(s)), "rows": .number(Double(t)), "percent": .number(Self.percent(s, t)),
+                                                        "ci95": Self.interval(s, t)]))
             }
             let (s, t) = count(group, nil)
             let failures = group.results.filter { $0.failure != nil }.count
             let seconds = group.results.map(\.generateSeconds)
-            return .object(JSONObject([
+            var object = JSONObject([
                 "label": .string(group.label), "method": .string(group.method), "config": .string(group.config),
                 "tasks": .object(tasksObject), "successes": .number(Double(s)), "rows": .number(Double(t)),
-                "overall": .number(Self.percent(s, t)), "failures": .number(Double(failures)),
+                "overall": .number(Self.percent(s, t)), "overall_ci95": Self.interval(s, t), "failures": .number(Double(failures)),
                 "generate_seconds_mean": .number(seconds.isEmpty ? 0 : seconds.reduce(0, +) / Double(seconds.count)),
-            ]))
+            ])
+            if let pairing = pairings.first(where: { $0.label == group.label }) {
+                object["versus"] = .object(JSONObject([
+                    "label": .string(pairing.reference), "rows": .number(Double(pairing.rows)), "wins": .number(Double(pairing.wins)),
+                    "losses": .number(Double(pairing.losses)), "p": .number(pairing.p)]))
+            }
+            return .object(object)
         })]))
+    }
+
+    /// The 95 % Wilson interval in percent, as [low, high].
+    static func interval(_ s: Int, _ t: Int) -> JSONValue {
+        let (low, high) = Proportions.wilson95(s, of: t)
+        return .array([.number(100 * low), .number(100 * high)])
     }
 
     // MARK: SVG

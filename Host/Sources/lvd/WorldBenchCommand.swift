@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LVDBench
 import LVDFormats
 import LVDHost
 import LVDStage1
@@ -136,6 +137,11 @@ extension Bench {
             }
             func share(_ a: Int, _ b: Int) -> Double { b == 0 ? 0 : Double(a) / Double(b) }
             func mean(_ v: [Double]?) -> Double { guard let v, !v.isEmpty else { return 0 }; return v.reduce(0, +) / Double(v.count) }
+            // 95 % Wilson intervals (fractions) of the caption figures: 100 captions leave about ±9 points.
+            func interval(_ a: Int, _ b: Int) -> JSONValue {
+                let (low, high) = Proportions.wilson95(a, of: b)
+                return .array([.number(low), .number(high)])
+            }
             let detectionsPerFrame = captionsDone == 0 ? 0 : perFrame / Double(captionsDone)
             let figures = JSONObject([
                 "captions": .number(Double(captionsDone)), "class_found": .number(share(classHits, captionsDone)),
@@ -143,15 +149,17 @@ extension Bench {
                 "detections_per_frame": .number(detectionsPerFrame),
                 "layouts": .number(Double(layoutsDone)), "object_frames": .number(Double(pairs)),
                 "iou_0_3_share": .number(share(pairHits, pairs)),
+                "class_found_ci95": interval(classHits, captionsDone), "colour_found_ci95": interval(colourHits, captionsDone),
+                "alone_found_ci95": interval(aloneHits, captionsDone),
                 "baseline_seconds_mean": .number(mean(seconds["baseline"])), "lvd_gligen_seconds_mean": .number(mean(seconds["lvd-gligen"])),
             ])
             if json {
                 print(JSONValue.object(figures).serialized(pretty: true))
             } else {
                 if captionsDone > 0 {
-                    print(String(format: "captions (baseline): %d videos; named class found in %.1f %%, named colour in %.1f %%, the named object alone in %.1f %% (in ≥ half the frames); %.2f detections a frame; %.2f s per video",
-                                 captionsDone, 100 * share(classHits, captionsDone), 100 * share(colourHits, captionsDone),
-                                 100 * share(aloneHits, captionsDone), detectionsPerFrame, mean(seconds["baseline"])))
+                    let rate = { (hits: Int) in Proportions.percentWithInterval(hits, of: captionsDone) }
+                    print(String(format: "captions (baseline): %d videos; named class found in %@, named colour in %@, the named object alone in %@ (in ≥ half the frames; 95 %% intervals); %.2f detections a frame; %.2f s per video",
+                                 captionsDone, rate(classHits), rate(colourHits), rate(aloneHits), detectionsPerFrame, mean(seconds["baseline"])))
                 }
                 if layoutsDone > 0 {
                     print(String(format: "layouts (lvd-gligen): %d videos, %d object-frames; detected box at IoU ≥ 0.3 on %.1f %%; %.2f s per video",
