@@ -38,25 +38,46 @@ struct StridedRuns {
     }
 
     /// Calls `body(offsets, outerIndex)` for every run; `offsets[k]` is operand k's element
-    /// offset (relative to its base) of the run's first element.
+    /// offset (relative to its base) of the run's first element. Within a thread's chunk the
+    /// offsets advance like an odometer (an add per run, a carry now and then) instead of being
+    /// recomputed from the index: runs of a few elements (a head's 8 channels in a permuted
+    /// gradient) made the divisions and the nested strides' lookups most of a copy's time.
     func forEach(grain: Int = 32_768, _ body: (UnsafeMutableBufferPointer<Int>, Int) -> Void) {
         let operands = innerStrides.count
         let outer = outerCount
         let rank = outerShape.count
+        let extents = outerShape
+        let strides = (0..<rank).flatMap { axis in (0..<operands).map { outerStrides[$0][axis] } }  // [axis · operands + k]
         Parallel.forEachChunk(outer, grain: max(1, grain / max(inner, 1))) { range in
-            withUnsafeTemporaryAllocation(of: Int.self, capacity: max(operands, 1)) { offsets in
-                for index in range {
-                    for k in 0..<operands { offsets[k] = 0 }
-                    var rest = index
-                    var axis = rank - 1
-                    while axis >= 0 {
-                        let extent = outerShape[axis]
-                        let coordinate = rest % extent
-                        rest /= extent
-                        for k in 0..<operands { offsets[k] += coordinate * outerStrides[k][axis] }
-                        axis -= 1
+            guard !range.isEmpty else { return }
+            extents.withUnsafeBufferPointer { extents in
+                strides.withUnsafeBufferPointer { strides in
+                    withUnsafeTemporaryAllocation(of: Int.self, capacity: max(operands, 1) * 2 + max(rank, 1)) { scratch in
+                        let base = scratch.baseAddress!
+                        let offsets = UnsafeMutableBufferPointer(start: base, count: operands)
+                        let current = base + operands, coordinates = base + 2 * operands
+                        for k in 0..<operands { current[k] = 0 }
+                        var rest = range.lowerBound
+                        for axis in stride(from: rank - 1, through: 0, by: -1) {
+                            coordinates[axis] = rest % extents[axis]
+                            rest /= extents[axis]
+                            for k in 0..<operands { current[k] += coordinates[axis] * strides[axis * operands + k] }
+                        }
+                        for index in range {
+                            for k in 0..<operands { offsets[k] = current[k] }
+                            body(offsets, index)
+                            // The next run: the last outer axis steps; a full axis carries into the one before.
+                            var axis = rank - 1
+                            while axis >= 0 {
+                                coordinates[axis] += 1
+                                for k in 0..<operands { current[k] += strides[axis * operands + k] }
+                                if coordinates[axis] < extents[axis] { break }
+                                for k in 0..<operands { current[k] -= extents[axis] * strides[axis * operands + k] }
+                                coordinates[axis] = 0
+                                axis -= 1
+                            }
+                        }
                     }
-                    body(offsets, index)
                 }
             }
         }
