@@ -522,6 +522,28 @@ final class OpProfileTests: XCTestCase {
         _ = try a.matmul(b)
         XCTAssertEqual(OpProfile.entries().first { $0.op == "matmul" }?.calls, 3, "nothing charged while off")
     }
+
+    /// A backward pass is charged rule by rule, under the forward op's name and output shape:
+    /// the products a matmul's rule runs ([64, 32]·… for the input, …·[64, 16] for the weight)
+    /// and the copy a permute's rule makes are not charged as ops of their own.
+    func testBackwardChargesEachRuleToItsForwardOp() throws {
+        let was = OpProfile.enabled
+        defer { OpProfile.enabled = was; OpProfile.reset() }
+        let a = try Noise.randn([32, 64], seed: 1), b = try Noise.randn([32, 16], seed: 2)
+        a.requiresGrad = true
+        b.requiresGrad = true
+        let loss = try a.transposed(0, 1).matmul(b).sum()
+        OpProfile.enabled = true
+        OpProfile.reset()
+        try loss.backward()
+        let entries = OpProfile.entries()
+        XCTAssertEqual(Set(entries.map(\.op)), ["sum", "matmul", "permute"], "\(entries.map { "\($0.op) \($0.shape)" })")
+        XCTAssertEqual(entries.first { $0.op == "matmul" }.map { [$0.shape, [$0.calls]] }, [[64, 16], [1]])
+        XCTAssertEqual(entries.first { $0.op == "permute" }.map { [$0.shape, [$0.calls]] }, [[64, 32], [1]])
+        XCTAssertEqual(entries.first { $0.op == "sum" }?.calls, 1)
+        XCTAssertNotNil(a.grad)
+        XCTAssertNotNil(b.grad)
+    }
 }
 
 /// Inference group norm (statistics, affine and SiLU in one kernel) against the recorded path

@@ -120,14 +120,16 @@ extension Tensor {
                     tensor.grad = try tensor.grad.map { previous throws(TensorError) in try previous + gradient } ?? gradient.detached()
                     continue
                 }
-                let inputGrads = try Gradients.vjp(node.op, inputs: node.inputs, output: tensor, gradient: gradient)
-                for (input, inputGrad) in zip(node.inputs, inputGrads) where input.requiresGrad {
-                    guard let inputGrad else { continue }
-                    guard inputGrad.shape == input.shape else {
-                        throw .gradient("rule for \(node.op.name) gave shape \(inputGrad.shape) for an input of shape \(input.shape)")
+                try OpProfile.rule(node.op.name, tensor.shape) { () throws(TensorError) in
+                    let inputGrads = try Gradients.vjp(node.op, inputs: node.inputs, output: tensor, gradient: gradient)
+                    for (input, inputGrad) in zip(node.inputs, inputGrads) where input.requiresGrad {
+                        guard let inputGrad else { continue }
+                        guard inputGrad.shape == input.shape else {
+                            throw .gradient("rule for \(node.op.name) gave shape \(inputGrad.shape) for an input of shape \(input.shape)")
+                        }
+                        let id = ObjectIdentifier(input)
+                        grads[id] = try grads[id].map { previous throws(TensorError) in try previous + inputGrad } ?? inputGrad
                     }
-                    let id = ObjectIdentifier(input)
-                    grads[id] = try grads[id].map { previous throws(TensorError) in try previous + inputGrad } ?? inputGrad
                 }
                 tensor.node = nil // free what the rule needed as soon as it has run
             }

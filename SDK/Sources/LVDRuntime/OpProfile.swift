@@ -7,7 +7,8 @@ import Synchronization
 /// Where the time of a forward or backward pass goes, by op and output shape. With
 /// `LVD_PROFILE=1` every op charges the wall time since the previous op finished on the same
 /// thread (so model code between ops is charged to the next op, which is negligible next to a
-/// kernel). Off by default: one branch per op.
+/// kernel); in a backward pass each op's rule is charged as a whole, under the forward op's name
+/// and output shape. Off by default: one branch per op.
 public enum OpProfile {
     /// Set before the work to profile (by `lvd bench unet --profile`, or LVD_PROFILE=1 at start).
     nonisolated(unsafe) public static var enabled = ProcessInfo.processInfo.environment["LVD_PROFILE"].map { !$0.isEmpty && $0 != "0" } ?? false
@@ -37,7 +38,25 @@ public enum OpProfile {
         last.value = now()
     }
 
+    /// Inside a backward rule (`rule`): the ops the rule runs are not charged one by one.
+    private static let inRule = ThreadLocal<Bool>()
+
+    /// A backward rule, with the gradient accumulation after it, charged as a whole to its
+    /// forward op and output shape. Charging the ops it runs instead would put the time of its
+    /// own kernels (attention's or a convolution's backward, which record nothing) on whatever op
+    /// it records next — a permute or a reshape of the result.
+    static func rule<T>(_ op: @autoclosure () -> String, _ shape: [Int], _ body: () throws(TensorError) -> T) throws(TensorError) -> T {
+        guard enabled else { return try body() }
+        inRule.value = true
+        defer {
+            inRule.value = false
+            charge(op(), shape)
+        }
+        return try body()
+    }
+
     static func charge(_ op: String, _ shape: [Int]) {
+        if inRule.value == true { return }
         let t = now()
         guard let previous = last.value else { last.value = t; return }
         let elapsed = t - previous
