@@ -292,7 +292,7 @@ final class Stage2BenchTests: XCTestCase {
         XCTAssertEqual(pairing.p, Proportions.signTestP(wins: 9, losses: 1))
         let text = report.rendered(json: false, markdown: false)
         XCTAssertTrue(text.contains("overall with 95 % Wilson intervals: baseline 16.7 % (4.7–44.8), lvd 85.7 % (60.1–96.0)"), text)
-        XCTAssertTrue(text.contains("lvd vs baseline on the same 12 rows: 9 succeed only with lvd, 1 only with baseline (exact sign test p = 0.0215)"), text)
+        XCTAssertTrue(text.contains("lvd vs baseline on the same 12 rows: lvd alone succeeds on 9, baseline alone on 1 (exact sign test p = 0.0215)"), text)
         XCTAssertTrue(report.rendered(json: false, markdown: true).contains("exact sign test p = 0.0215"))
         let methods = try XCTUnwrap(report.json.objectValue?["methods"]?.arrayValue)
         let lvd = try XCTUnwrap(methods[1].objectValue)

@@ -91,8 +91,8 @@ public struct Stage2Report {
             return "\(group.label) " + Proportions.percentWithInterval(s, of: t)
         }.joined(separator: ", ")]
         for pairing in pairings where pairing.rows > 0 {
-            lines.append("\(pairing.label) vs \(pairing.reference) on the same \(pairing.rows) rows: \(pairing.wins) succeed only with "
-                         + "\(pairing.label), \(pairing.losses) only with \(pairing.reference) (exact sign test p = \(String(format: "%.3g", pairing.p)))")
+            lines.append("\(pairing.label) vs \(pairing.reference) on the same \(pairing.rows) rows: \(pairing.label) alone succeeds on \(pairing.wins), "
+                         + "\(pairing.reference) alone on \(pairing.losses) (exact sign test p = \(String(format: "%.3g", pairing.p)))")
         }
         return lines
     }
