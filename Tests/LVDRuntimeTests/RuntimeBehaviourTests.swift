@@ -543,6 +543,17 @@ final class OpProfileTests: XCTestCase {
         XCTAssertEqual(entries.first { $0.op == "sum" }?.calls, 1)
         XCTAssertNotNil(a.grad)
         XCTAssertNotNil(b.grad)
+        // A checkpoint's rule runs a backward pass of its own (of the recomputed exp): all of it
+        // is the checkpoint's, none charged to the rules inside.
+        let x = try Noise.randn([8, 8], seed: 3)
+        x.requiresGrad = true
+        let total = try Tensor.checkpointed([x]) { inputs throws(TensorError) in [try inputs[0].exp()] }[0].sum()
+        OpProfile.reset()
+        try total.backward()
+        XCTAssertEqual(Set(OpProfile.entries().map(\.op)).subtracting(["sum", "checkpoint", "slice", "reshape"]), [],
+                       "\(OpProfile.entries().map { "\($0.op) \($0.shape)" })")
+        XCTAssertEqual(OpProfile.entries().first { $0.op == "checkpoint" }?.calls, 1)
+        XCTAssertNotNil(x.grad)
     }
 }
 

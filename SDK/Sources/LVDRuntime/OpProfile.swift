@@ -44,9 +44,10 @@ public enum OpProfile {
     /// A backward rule, with the gradient accumulation after it, charged as a whole to its
     /// forward op and output shape. Charging the ops it runs instead would put the time of its
     /// own kernels (attention's or a convolution's backward, which record nothing) on whatever op
-    /// it records next — a permute or a reshape of the result.
+    /// it records next — a permute or a reshape of the result. A rule inside a rule (a
+    /// checkpoint's rule runs a backward pass of its own) is part of the outer one.
     static func rule<T>(_ op: @autoclosure () -> String, _ shape: [Int], _ body: () throws(TensorError) -> T) throws(TensorError) -> T {
-        guard enabled else { return try body() }
+        guard enabled, inRule.value != true else { return try body() }
         inRule.value = true
         defer {
             inRule.value = false
