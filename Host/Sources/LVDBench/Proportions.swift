@@ -1,4 +1,5 @@
 import Foundation
+import LVDFormats
 
 /// How far a success rate measured on a few hundred videos can be trusted, and whether one
 /// method beats another on the same rows: the figures that go beside the benchmarks' counts.
@@ -30,6 +31,12 @@ public enum Proportions {
             tail += exp(lgamma(Double(n + 1)) - lgamma(Double(i + 1)) - lgamma(Double(n - i + 1)) + logHalfN)
         }
         return Swift.min(1, 2 * tail)
+    }
+
+    /// The 95 % Wilson interval as a JSON [low, high], in fractions times `scale` (100: percent).
+    public static func wilson95JSON(_ successes: Int, of total: Int, scale: Double = 1) -> JSONValue {
+        let (low, high) = wilson95(successes, of: total)
+        return .array([.number(scale * low), .number(scale * high)])
     }
 
     /// "12.5 % (7.1–21.0)": a rate in percent with its 95 % interval.

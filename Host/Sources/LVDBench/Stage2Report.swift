@@ -134,7 +134,7 @@ public struct Stage2Report {
             for task in tasks {
                 let (s, t) = count(group, task)
                 tasksObject[task] = .object(JSONObject(["successes": .number(Double(s)), "rows": .number(Double(t)), "percent": .number(Self.percent(s, t)),
-                                                        "ci95": Self.interval(s, t)]))
+                                                        "ci95": Proportions.wilson95JSON(s, of: t, scale: 100)]))
             }
             let (s, t) = count(group, nil)
             let failures = group.results.filter { $0.failure != nil }.count
@@ -142,7 +142,7 @@ public struct Stage2Report {
             var object = JSONObject([
                 "label": .string(group.label), "method": .string(group.method), "config": .string(group.config),
                 "tasks": .object(tasksObject), "successes": .number(Double(s)), "rows": .number(Double(t)),
-                "overall": .number(Self.percent(s, t)), "overall_ci95": Self.interval(s, t), "failures": .number(Double(failures)),
+                "overall": .number(Self.percent(s, t)), "overall_ci95": Proportions.wilson95JSON(s, of: t, scale: 100), "failures": .number(Double(failures)),
                 "generate_seconds_mean": .number(seconds.isEmpty ? 0 : seconds.reduce(0, +) / Double(seconds.count)),
             ])
             if let pairing = pairings.first(where: { $0.label == group.label }) {
@@ -152,12 +152,6 @@ public struct Stage2Report {
             }
             return .object(object)
         })]))
-    }
-
-    /// The 95 % Wilson interval in percent, as [low, high].
-    static func interval(_ s: Int, _ t: Int) -> JSONValue {
-        let (low, high) = Proportions.wilson95(s, of: t)
-        return .array([.number(100 * low), .number(100 * high)])
     }
 
     // MARK: SVG

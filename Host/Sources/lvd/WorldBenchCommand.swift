@@ -137,11 +137,6 @@ extension Bench {
             }
             func share(_ a: Int, _ b: Int) -> Double { b == 0 ? 0 : Double(a) / Double(b) }
             func mean(_ v: [Double]?) -> Double { guard let v, !v.isEmpty else { return 0 }; return v.reduce(0, +) / Double(v.count) }
-            // 95 % Wilson intervals (fractions) of the caption figures: 100 captions leave about ±9 points.
-            func interval(_ a: Int, _ b: Int) -> JSONValue {
-                let (low, high) = Proportions.wilson95(a, of: b)
-                return .array([.number(low), .number(high)])
-            }
             let detectionsPerFrame = captionsDone == 0 ? 0 : perFrame / Double(captionsDone)
             let figures = JSONObject([
                 "captions": .number(Double(captionsDone)), "class_found": .number(share(classHits, captionsDone)),
@@ -149,8 +144,10 @@ extension Bench {
                 "detections_per_frame": .number(detectionsPerFrame),
                 "layouts": .number(Double(layoutsDone)), "object_frames": .number(Double(pairs)),
                 "iou_0_3_share": .number(share(pairHits, pairs)),
-                "class_found_ci95": interval(classHits, captionsDone), "colour_found_ci95": interval(colourHits, captionsDone),
-                "alone_found_ci95": interval(aloneHits, captionsDone),
+                // 95 % Wilson intervals (fractions): 100 captions leave about ±9 points.
+                "class_found_ci95": Proportions.wilson95JSON(classHits, of: captionsDone),
+                "colour_found_ci95": Proportions.wilson95JSON(colourHits, of: captionsDone),
+                "alone_found_ci95": Proportions.wilson95JSON(aloneHits, of: captionsDone),
                 "baseline_seconds_mean": .number(mean(seconds["baseline"])), "lvd_gligen_seconds_mean": .number(mean(seconds["lvd-gligen"])),
             ])
             if json {
