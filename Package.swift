@@ -100,20 +100,10 @@ let package = Package(
                 .product(name: "LVDFormats", package: "SDK"),
             ],
             path: "Plugins/Methods/Baseline"),
-        // What the attention-guidance methods share (a static library linked into each).
-        .target(
-            name: "LVDGuidance",
-            dependencies: [
-                .product(name: "LVDPluginKit", package: "SDK"),
-                .product(name: "LVDFormats", package: "SDK"),
-                .product(name: "LVDStage1", package: "SDK"),
-                .product(name: "LVDGrounding", package: "SDK"),
-            ],
-            path: "Plugins/Methods/Guidance"),
         .target(
             name: "LVDMethodLVD",
             dependencies: [
-                "LVDGuidance",
+                .product(name: "LVDGuidance", package: "SDK"),
                 .product(name: "LVDPluginKit", package: "SDK"),
                 .product(name: "LVDFormats", package: "SDK"),
             ],
@@ -121,7 +111,7 @@ let package = Package(
         .target(
             name: "LVDMethodBackwardGuidance",
             dependencies: [
-                "LVDGuidance",
+                .product(name: "LVDGuidance", package: "SDK"),
                 .product(name: "LVDPluginKit", package: "SDK"),
                 .product(name: "LVDFormats", package: "SDK"),
             ],
@@ -138,7 +128,7 @@ let package = Package(
         .target(
             name: "LVDMethodBoxDiff",
             dependencies: [
-                "LVDGuidance",
+                .product(name: "LVDGuidance", package: "SDK"),
                 .product(name: "LVDPluginKit", package: "SDK"),
                 .product(name: "LVDFormats", package: "SDK"),
                 .product(name: "LVDGrounding", package: "SDK"),
@@ -147,7 +137,7 @@ let package = Package(
         .target(
             name: "LVDMethodGLIGEN",
             dependencies: [
-                "LVDGuidance",
+                .product(name: "LVDGuidance", package: "SDK"),
                 .product(name: "LVDPluginKit", package: "SDK"),
                 .product(name: "LVDFormats", package: "SDK"),
                 .product(name: "LVDStage1", package: "SDK"),
@@ -166,8 +156,9 @@ let package = Package(
         .testTarget(
             name: "LVDHostTests",
             dependencies: [
-                "LVDHost", "CGIF", "LVDGuidance", "LVDWorld", "LVDBench", "LVDSQLite",
+                "LVDHost", "CGIF", "LVDWorld", "LVDBench", "LVDSQLite",
                 .product(name: "LVDStage1", package: "SDK"),
+                .product(name: "LVDGuidance", package: "SDK"),
                 .product(name: "LVDPluginKit", package: "SDK"),
                 .product(name: "LVDSDK", package: "SDK"),
                 .product(name: "LVDRuntime", package: "SDK"),

@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "LVDFormats", targets: ["LVDFormats"]),
         .library(name: "LVDStage1", targets: ["LVDStage1"]),
         .library(name: "LVDGrounding", targets: ["LVDGrounding"]),
+        .library(name: "LVDGuidance", targets: ["LVDGuidance"]),
     ],
     targets: [
         // Header-only C target: Sources/LVDSDK/include is a link to SDK/include.
@@ -29,6 +30,10 @@ let package = Package(
         .target(name: "LVDStage1", dependencies: ["LVDFormats"]),
         // Layout machinery the grounding methods share: generation prompt, phrase tokens, rasterisation.
         .target(name: "LVDGrounding", dependencies: ["LVDStage1", "LVDFormats"]),
+        // Cross-attention guidance for methods, in-tree and out of tree: the layout's objects with
+        // their prompt tokens and box masks, the guidance loop of METHODS.md §4.7, LVD's and the
+        // ratio energy, and a whole guided generation around a method's energy.
+        .target(name: "LVDGuidance", dependencies: ["LVDPluginKit", "LVDFormats", "LVDStage1", "LVDGrounding"]),
     ],
     swiftLanguageModes: [.v5]
 )

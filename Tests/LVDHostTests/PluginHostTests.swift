@@ -126,6 +126,45 @@ final class PluginHostTests: XCTestCase {
         XCTAssertEqual(check.status, 0, check.output)
     }
 
+    // MARK: The out-of-tree Swift example
+
+    /// SDK/examples/swift-method built as a user builds it — its own package, the SDK as a path
+    /// dependency, `swift build -c release` — and its shipped manifest found through
+    /// LVD_PLUGIN_PATH: the method loads, guides (its energy falls) and writes a video.
+    func testSwiftExampleBuiltAsItsOwnPackageGuidesThroughLVDGuidance() throws {
+        let temp = try TempDir()
+        let example = TestPaths.repoRoot + "/SDK/examples/swift-method"
+        let build = try runProcess("/usr/bin/env", ["swift", "build", "-c", "release", "--package-path", example,
+                                                    "--scratch-path", temp.file(".build")])
+        XCTAssertEqual(build.status, 0, String(build.output.suffix(3000)))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: example + "/.build"), "the build stays in the scratch folder")
+        // The manifest as shipped: its library path is relative to the manifest's folder.
+        try FileManager.default.copyItem(atPath: example + "/example-centre.json", toPath: temp.file("example-centre.json"))
+        let linked = try runProcess("/usr/bin/env", ["readelf", "-d", temp.file(".build/release/libExampleCentre.so")])
+        XCTAssertFalse(linked.stdout.contains("libLVDRuntime"), "a plugin built over the C tables links no runtime: \(linked.stdout)")
+
+        let check = try lvd(["plugins", "check", "example-centre"], pluginPath: temp.path)
+        XCTAssertEqual(check.status, 0, check.output)
+        XCTAssertTrue(check.stdout.contains("ok    example-centre (method 1.0.0, ABI 1.0"), check.stdout)
+
+        let run = try lvd(["generate", "a red ball moving from the left to the right", "--method", "example-centre",
+                           "--model", MethodSamplingTests.pipelinePath, "--frames", "2", "--steps", "2", "--log-level", "info",
+                           "-o", temp.file("out")], pluginPath: temp.path)
+        XCTAssertEqual(run.status, 0, run.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: temp.file("out/video.gif")))
+        let line = try XCTUnwrap(run.stderr.split(separator: "\n").first { $0.contains("guidance: 4 updates") },
+                                 "2 steps × max_iter 2: \(run.stderr)")
+        let energies = line.components(separatedBy: "energy ").last!.components(separatedBy: " → ").compactMap { Double($0) }
+        XCTAssertEqual(energies.count, 2, String(line))
+        XCTAssertGreaterThan(energies[0], 0)
+        XCTAssertLessThan(energies[1], energies[0], "the centre energy falls: \(line)")
+
+        let bad = try lvd(["generate", "a red ball", "--method", "example-centre", "--param", "max_iter=-1",
+                           "--model", MethodSamplingTests.pipelinePath, "-o", temp.file("bad")], pluginPath: temp.path)
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("max_iter"), bad.stderr)
+    }
+
     // MARK: Bad input: one line naming the file and reason, non-zero exit, others still usable
 
     /// Puts a bad plugin next to the good fixture and checks isolation and the message.
