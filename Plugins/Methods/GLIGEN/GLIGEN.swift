@@ -81,7 +81,7 @@ final class GLIGEN: MethodPlugin {
 
         if plus {
             let energy = LVDEnergy() // LVD's benchmark defaults, the centre-of-mass term included
-            let loop = GuidanceLoop(scale: 5, threshold: 200, maxIterations: 5, maxIndexStep: 10)
+            let loop = GuidanceLoop(defaults: .lvd)
             return try generation.run(host: host, request: request, loop: loop, energy: { maps, setup, runtime in
                 try energy(maps, setup: setup, runtime: runtime)
             }, grounding: { step, _ in hook(step) })

@@ -14,10 +14,7 @@ final class LVDMethod: MethodPlugin {
             .init("preset", .string, default: .string("benchmark"),
                   description: "benchmark: the published runs' values; weak: fewer artefacts, weaker control (loss scale 2.5, threshold 250, 1 iteration, top-p 0.25/0.25, weights 1/2, no centre term) — values left at their benchmark defaults take the preset's",
                   allowed: [.string("benchmark"), .string("weak")]),
-            .init("loss_scale", .number, default: .number(5), description: "s: the energy's scale in the update z ← z − s·√(1−ᾱ_t)·∇E", minimum: 0),
-            .init("loss_threshold", .number, default: .number(200), description: "τ: guidance stops for good once the previous scaled loss / s falls below it", minimum: 0),
-            .init("max_iter", .integer, default: .number(5), description: "gradient steps per sampling step at most", minimum: 0, maximum: 100),
-            .init("max_index_step", .integer, default: .number(10), description: "guide the sampling steps n < this", minimum: 0, maximum: 1000),
+        ] + GuidanceLoop.params(.lvd) + [
             .init("fg_top_p", .number, default: .number(0.75), description: "pFg: share of the box's cells averaged (top-k) for the foreground term", minimum: 0, maximum: 1),
             .init("bg_top_p", .number, default: .number(0.75), description: "pBg: share of the outside cells averaged for the background term", minimum: 0, maximum: 1),
             .init("fg_weight", .number, default: .number(1), description: "wFg", minimum: 0),

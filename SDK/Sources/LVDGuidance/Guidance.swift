@@ -137,6 +137,51 @@ public final class GuidanceLoop {
     }
 }
 
+extension GuidanceLoop {
+    /// A method's defaults for the loop's params.
+    public struct Defaults: Sendable {
+        public var scale: Double
+        public var threshold: Double
+        public var maxIterations: Int
+        public var maxIndexStep: Int
+
+        public init(scale: Double, threshold: Double, maxIterations: Int, maxIndexStep: Int = 10) {
+            self.scale = scale
+            self.threshold = threshold
+            self.maxIterations = maxIterations
+            self.maxIndexStep = maxIndexStep
+        }
+
+        /// LVD's benchmark values (METHODS.md §13), also LVD+'s.
+        public static let lvd = Defaults(scale: 5, threshold: 200, maxIterations: 5)
+    }
+
+    /// The loop's params — loss_scale, loss_threshold, max_iter, max_index_step — with a
+    /// method's defaults; `thresholdNote` adds what τ means for that method's energy.
+    public static func params(_ defaults: Defaults, thresholdNote: String? = nil) -> [ParamsSchema.Param] {
+        [
+            .init("loss_scale", .number, default: .number(defaults.scale),
+                  description: "s: the energy's scale in the update z ← z − s·√(1−ᾱ_t)·∇E", minimum: 0),
+            .init("loss_threshold", .number, default: .number(defaults.threshold),
+                  description: "τ: guidance stops for good once the previous scaled loss / s falls below it" + (thresholdNote.map { " (\($0))" } ?? ""),
+                  minimum: 0),
+            .init("max_iter", .integer, default: .number(Double(defaults.maxIterations)),
+                  description: "gradient steps per sampling step at most", minimum: 0, maximum: 100),
+            .init("max_index_step", .integer, default: .number(Double(defaults.maxIndexStep)),
+                  description: "guide the sampling steps n < this", minimum: 0, maximum: 1000),
+        ]
+    }
+
+    /// A loop from a method's resolved params (the host fills in every default from the schema;
+    /// `defaults` serve a caller that passes fewer).
+    public convenience init(params: JSONObject = JSONObject(), defaults: Defaults) {
+        self.init(scale: Float(params["loss_scale"]?.numberValue ?? defaults.scale),
+                  threshold: Float(params["loss_threshold"]?.numberValue ?? defaults.threshold),
+                  maxIterations: params["max_iter"]?.intValue ?? defaults.maxIterations,
+                  maxIndexStep: params["max_index_step"]?.intValue ?? defaults.maxIndexStep)
+    }
+}
+
 /// LVD's cross-attention energy (METHODS.md §6.2): per layer, object, frame and token, top-k
 /// mass inside the box (foreground) and outside it (background), and optionally the centre of
 /// mass of the attention against the box's and its frame-to-frame velocity; summed over heads and

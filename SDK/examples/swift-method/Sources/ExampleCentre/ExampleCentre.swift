@@ -16,11 +16,12 @@ final class ExampleCentre: MethodPlugin {
     static let info = PluginInfo(
         id: "example-centre", kind: .method, name: "Example: attention centre guidance", version: "1.0.0",
         description: "Example: guidance that pulls each object's attention centre to its box centre",
-        params: ParamsSchema(params: [
-            .init("loss_scale", .number, default: .number(200), description: "s in z ← z − √(1−ᾱ_t)·∇(s·E)", minimum: 0),
-            .init("max_iter", .integer, default: .number(2), description: "gradient steps per sampling step", minimum: 0, maximum: 100),
-            .init("max_index_step", .integer, default: .number(10), description: "guide the sampling steps n < this", minimum: 0, maximum: 1000),
-        ] + GuidedGeneration.params(keys: "cross-attention layers; auto = K_LVD, or every layer of a UNet without them")))
+        params: ParamsSchema(params: GuidanceLoop.params(loop)
+            + GuidedGeneration.params(keys: "cross-attention layers; auto = K_LVD, or every layer of a UNet without them")))
+
+    /// This method's defaults for the guidance loop's params (loss_scale, loss_threshold,
+    /// max_iter, max_index_step).
+    static let loop = GuidanceLoop.Defaults(scale: 200, threshold: 0, maxIterations: 2)
 
     private let host: HostContext
     private let params: JSONObject
@@ -31,9 +32,7 @@ final class ExampleCentre: MethodPlugin {
     }
 
     func generate(_ request: MethodRequest) throws -> Tensor {
-        let loop = GuidanceLoop(scale: Float(params["loss_scale"]?.numberValue ?? 200), threshold: 0,
-                                maxIterations: params["max_iter"]?.intValue ?? 2,
-                                maxIndexStep: params["max_index_step"]?.intValue ?? 10)
+        let loop = GuidanceLoop(params: params, defaults: Self.loop)
         return try GuidedGeneration(params: params).run(host: host, request: request, loop: loop, energy: Self.energy)
     }
 
