@@ -108,6 +108,151 @@ final class GenerateTests: XCTestCase {
 }
 
 final class CompareTests: XCTestCase {
+    /// `lvd compare …` started as a user starts it, its standard error read as it comes.
+    final class Running: @unchecked Sendable {
+        let process = Process()
+        private let errors = Pipe(), output = Pipe()
+        private let lock = NSLock()
+        private var seenText = ""
+        private var stdoutData = Data()
+        private let done = DispatchGroup()
+
+        init(_ arguments: [String]) throws {
+            process.executableURL = URL(fileURLWithPath: TestPaths.lvd)
+            process.arguments = arguments
+            var environment = ProcessInfo.processInfo.environment
+            environment["XDG_CONFIG_HOME"] = TestConfigHome.path
+            environment["LVD_PLUGIN_PATH"] = nil
+            process.environment = environment
+            process.standardError = errors
+            process.standardOutput = output
+            try process.run()
+            done.enter()
+            DispatchQueue.global().async { [self] in
+                while true {
+                    let chunk = errors.fileHandleForReading.availableData
+                    if chunk.isEmpty { break }
+                    lock.withLock { seenText += String(decoding: chunk, as: UTF8.self) }
+                }
+                done.leave()
+            }
+            done.enter()
+            DispatchQueue.global().async { [self] in
+                let data = output.fileHandleForReading.readDataToEndOfFile()
+                lock.withLock { stdoutData = data }
+                done.leave()
+            }
+        }
+
+        var stderr: String { lock.withLock { seenText } }
+        var stdout: String { lock.withLock { String(decoding: stdoutData, as: UTF8.self) } }
+
+        /// Waits (up to a minute) until standard error contains `text`.
+        func wait(for text: String) -> Bool {
+            let deadline = Date().addingTimeInterval(60)
+            while !stderr.contains(text) && Date() < deadline && process.isRunning { usleep(20_000) }
+            return stderr.contains(text)
+        }
+
+        func finish() {
+            process.waitUntilExit()
+            done.wait()
+        }
+    }
+
+    /// `lvd generate` processes whose command line contains `text` (a run's children, by its folder).
+    static func processes(containing text: String) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> pid_t? in
+            guard let pid = pid_t(entry), pid != getpid(),
+                  let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return nil }
+            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard arguments.first?.hasSuffix("/lvd") == true, arguments.dropFirst().first == "generate" else { return nil }
+            return arguments.contains { $0.contains(text) } ? pid : nil
+        }
+    }
+
+    /// Ctrl-C reaches the method running in its child process (its own process group, so a
+    /// terminal's Ctrl-C does not): it stops after its step and writes nothing; the finished
+    /// method's video and the side-by-side GIF of what finished are kept; progress is relayed.
+    func testCtrlCStopsTheRunningMethodAndKeepsTheFinishedOnes() throws {
+        let temp = try TempDir()
+        let run = try Running(["compare", "a red ball moving from the left to the right", "--methods", "baseline,lvd,boxdiff",
+                               "--model", GenerateTests.model, "--frames", "2", "--steps", "200", "-o", temp.file("cmp"), "--json"])
+        XCTAssertTrue(run.wait(for: "lvd: denoising step 2/200"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("baseline: denoising step 200/200\nbaseline: ok"), run.stderr)
+        run.process.interrupt()
+        run.finish()
+        XCTAssertEqual(run.process.terminationStatus, 1, run.stderr)
+        XCTAssertFalse(run.stderr.contains("lvd: denoising step 200/200"), "lvd stopped after its step: \(run.stderr)")
+        XCTAssertFalse(run.stderr.contains("boxdiff: generating"), "nothing starts after Ctrl-C")
+        let rows = try XCTUnwrap(try JSONValue.parse(run.stdout).arrayValue?.compactMap(\.objectValue), run.stdout)
+        XCTAssertEqual(rows.map { $0["method"]?.stringValue ?? "" }, ["baseline", "lvd"])
+        XCTAssertEqual(rows.map { $0["status"]?.stringValue ?? "" }, ["ok", "cancelled"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: temp.file("cmp/baseline/video.npy")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: temp.file("cmp/lvd/video.npy")))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: temp.file("cmp/compare.gif")))
+        XCTAssertEqual(Self.processes(containing: temp.path), [], "no method left running")
+    }
+
+    /// Each method's steps and warnings reach the user under the method's name; its info log
+    /// (read for the energy column) does not.
+    func testCompareRelaysEachMethodsProgressAndWarnings() throws {
+        let temp = try TempDir()
+        try #"{"format": "lvd.layout/1", "prompt": "a red ball", "canvas": {"width": 512, "height": 512}, "keyframes": [[], []], "background": "grass"}"#
+            .write(toFile: temp.file("empty.json"), atomically: true, encoding: .utf8)
+        let result = try lvd(["compare", "a red ball", "--layout", temp.file("empty.json"), "--methods", "baseline,lvd",
+                              "--model", GenerateTests.model, "--frames", "2", "--steps", "2", "-o", temp.file("cmp")])
+        XCTAssertEqual(result.status, 0, result.output)
+        let lines = result.stderr.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.filter { $0.contains("denoising step") },
+                       ["baseline: denoising step 1/2", "baseline: denoising step 2/2", "lvd: denoising step 1/2", "lvd: denoising step 2/2"])
+        XCTAssertEqual(lines.filter { $0.contains("warning") }, ["lvd: warning: the layout has no objects: sampling without guidance"])
+        XCTAssertFalse(result.stderr.contains("generation prompt"), "info lines stay out: \(result.stderr)")
+    }
+
+    /// A compare killed with -9 cannot pass anything on: its running child notices it is gone
+    /// and stops after its step instead of running on unobserved.
+    func testAChildStopsWhenCompareIsKilled() throws {
+        let temp = try TempDir()
+        let run = try Running(["compare", "a red ball", "--methods", "baseline", "--model", GenerateTests.model,
+                               "--frames", "2", "--steps", "1000", "-o", temp.file("cmp")])
+        XCTAssertTrue(run.wait(for: "baseline: denoising step 1/1000"), run.stderr)
+        let children = Self.processes(containing: temp.path)
+        XCTAssertEqual(children.count, 1, "one child generates")
+        kill(run.process.processIdentifier, SIGKILL)
+        run.finish()
+        let deadline = Date().addingTimeInterval(30)
+        while !Self.processes(containing: temp.path).isEmpty && Date() < deadline { usleep(50_000) }
+        XCTAssertEqual(Self.processes(containing: temp.path), [], "the orphaned child stopped")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: temp.file("cmp/baseline/video.npy")))
+    }
+
+    /// The watch itself: a generation whose LVD_PARENT_PID names a parent that dies stops after
+    /// its step, says why and writes nothing (its output goes to files here, so nothing but the
+    /// watch can stop it).
+    func testAGenerationStopsWhenTheParentNamedInItsEnvironmentDies() throws {
+        let temp = try TempDir()
+        let command = "LVD_PARENT_PID=$$ XDG_CONFIG_HOME='\(TestConfigHome.path)' '\(TestPaths.lvd)' generate 'a red ball' --method baseline "
+            + "--model '\(GenerateTests.model)' --frames 2 --steps 1000 -o '\(temp.file("out"))' > '\(temp.file("log"))' 2>&1 & wait"
+        let parent = Process()
+        parent.executableURL = URL(fileURLWithPath: "/bin/sh")
+        parent.arguments = ["-c", command]
+        try parent.run()
+        let deadline = Date().addingTimeInterval(60)
+        func log() -> String { (try? String(contentsOfFile: temp.file("log"), encoding: .utf8)) ?? "" }
+        while !log().contains("denoising step 2/1000") && Date() < deadline { usleep(20_000) }
+        XCTAssertEqual(Self.processes(containing: temp.path).count, 1, log())
+        kill(parent.processIdentifier, SIGKILL)
+        parent.waitUntilExit()
+        while !Self.processes(containing: temp.path).isEmpty && Date() < deadline { usleep(50_000) }
+        XCTAssertEqual(Self.processes(containing: temp.path), [], "the generation stopped")
+        XCTAssertTrue(log().contains("lvd: the lvd that started this one (pid \(parent.processIdentifier)) is gone: stopping after the current step"), log())
+        XCTAssertTrue(log().contains("cancelled: nothing was written"), log())
+        XCTAssertFalse(log().contains("denoising step 1000/1000"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: temp.file("out/video.npy")))
+    }
+
     func testCompareRunsEachMethodApartAndReportsFailures() throws {
         let temp = try TempDir()
         let result = try lvd(["compare", "a red ball moving from the left to the right", "--methods", "baseline,lvd,no-such-method",

@@ -73,21 +73,56 @@ public final class HostServices: @unchecked Sendable {
 
 /// Ctrl-C handling for long work: the first SIGINT asks every plugin to stop (they poll
 /// `lvd_host.is_cancelled` and return LVD_ERR_CANCELLED, so finished results are kept); a
-/// second one exits at once with status 130.
+/// second one exits at once with status 130. Child `lvd` processes (`compare`, the benchmarks)
+/// run in their own process groups, so a terminal's Ctrl-C does not reach them: each SIGINT is
+/// passed on to the tracked children — the first makes the running one stop after its step,
+/// the second makes it quit with this process.
 public enum InterruptHandler {
     nonisolated(unsafe) private static var source: DispatchSourceSignal?
+    private static let children = Mutex<Set<pid_t>>([])
 
     public static func install(services: HostServices = .shared) {
         guard source == nil else { return }
         signal(SIGINT, SIG_IGN)
         let signals = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         signals.setEventHandler {
+            let running = children.withLock { $0 }
+            for pid in running { kill(pid, SIGINT) }
             if services.isCancelled { exit(130) }
             services.cancel()
             FileHandle.standardError.write(Data("\nlvd: stopping after the current step (Ctrl-C again to quit now)\n".utf8))
         }
         signals.resume()
         source = signals
+    }
+
+    /// Passes this process's Ctrl-C on to `pid` until `untrack`; a child started after the
+    /// first Ctrl-C is asked to stop at once.
+    public static func track(child pid: pid_t, services: HostServices = .shared) {
+        children.withLock { _ = $0.insert(pid) }
+        if services.isCancelled { kill(pid, SIGINT) }
+    }
+
+    public static func untrack(child pid: pid_t) {
+        children.withLock { _ = $0.remove(pid) }
+    }
+}
+
+/// A child `lvd` that another started (`compare`, the benchmarks: `LVD_PARENT_PID` in its
+/// environment) stops after its current step when that parent is gone — killed with -9, say —
+/// rather than running on where nobody waits for it.
+public enum ParentWatch {
+    public static let environmentKey = "LVD_PARENT_PID"
+    nonisolated(unsafe) private static var installed = false
+
+    public static func install(services: HostServices = .shared, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        guard !installed, let text = environment[environmentKey], let parent = pid_t(text) else { return }
+        installed = true
+        Thread.detachNewThread {
+            while getppid() == parent { usleep(250_000) }
+            FileHandle.standardError.write(Data("lvd: the lvd that started this one (pid \(parent)) is gone: stopping after the current step\n".utf8))
+            services.cancel()
+        }
     }
 }
 

@@ -31,6 +31,8 @@ struct Generate: ParsableCommand {
     @Option(help: "Negative prompt (default: the model folder's lvd.json, else the method's: the reference's video negative prompt).") var negative: String?
     @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String = "lvd-output"
     @Flag(help: "Print run.json to standard output instead of progress and a summary.") var json = false
+    @Flag(help: ArgumentHelp("With --json, progress on standard error all the same (for a parent lvd that relays it).", visibility: .hidden))
+    var progress = false
 
     func validate() throws {
         if prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw ValidationError("the prompt is empty") }
@@ -95,14 +97,14 @@ struct Generate: ParsableCommand {
         defer { try? ModelAPI.pipelines.release(pipeline) }
         let loadSeconds = Date().timeIntervalSince(loadedAt)
 
-        let progress = ProgressLine(enabled: !json)
-        HostServices.shared.setProgressHandler { _, done, total, what in progress.update(done: done, total: total, what: what) }
+        let progressLine = ProgressLine(enabled: !json || progress)
+        HostServices.shared.setProgressHandler { _, done, total, what in progressLine.update(done: done, total: total, what: what) }
         defer { HostServices.shared.setProgressHandler(nil) }
         let generatedAt = Date()
         let request = MethodRequest(prompt: Stage1.key(prompt), negativePrompt: negative, layoutJSON: layoutValue.json.serialized(),
                                     seed: seed, frames: frames, width: width, height: height, steps: steps, pipeline: pipeline)
         let outcome = Result { () throws(PluginCallError) -> Tensor in try instance.generate(request) }
-        progress.finish()
+        progressLine.finish()
         let video: Tensor
         switch outcome {
         case .success(let value):
@@ -216,6 +218,14 @@ final class ProgressLine: @unchecked Sendable {
         } else {
             FileHandle.standardError.write(Data("\(what) \(done)/\(total)\n".utf8))
         }
+    }
+
+    /// A line of its own (a warning), below the bar when one is drawn.
+    func message(_ text: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        if drawn { FileHandle.standardError.write(Data("\n".utf8)); drawn = false }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
     func finish() {

@@ -31,6 +31,7 @@ struct HostOptions: ParsableArguments {
     func catalog() -> PluginCatalog {
         LogSetup.bootstrapOnce(level: logLevel)
         InterruptHandler.install()
+        ParentWatch.install()
         return PluginCatalog(searchPath: .standard(pluginPaths: pluginPaths))
     }
 }
