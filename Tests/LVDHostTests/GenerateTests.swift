@@ -78,13 +78,8 @@ final class GenerateTests: XCTestCase {
 
     func testCtrlCStopsWithoutAVideo() throws {
         let temp = try TempDir()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestPaths.lvd)
-        process.arguments = ["generate", "a dog", "--model", Self.model, "--method", "baseline", "--frames", "4", "--steps", "1000",
-                             "-o", temp.file("out")]
-        var environment = ProcessInfo.processInfo.environment
-        environment["XDG_CONFIG_HOME"] = TestConfigHome.path
-        process.environment = environment
+        let process = lvdProcess(["generate", "a dog", "--model", Self.model, "--method", "baseline", "--frames", "4", "--steps", "1000",
+                                  "-o", temp.file("out")])
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = Pipe()
@@ -110,7 +105,7 @@ final class GenerateTests: XCTestCase {
 final class CompareTests: XCTestCase {
     /// `lvd compare …` started as a user starts it, its standard error read as it comes.
     final class Running: @unchecked Sendable {
-        let process = Process()
+        let process: Process
         private let errors = Pipe(), output = Pipe()
         private let lock = NSLock()
         private var seenText = ""
@@ -118,12 +113,7 @@ final class CompareTests: XCTestCase {
         private let done = DispatchGroup()
 
         init(_ arguments: [String]) throws {
-            process.executableURL = URL(fileURLWithPath: TestPaths.lvd)
-            process.arguments = arguments
-            var environment = ProcessInfo.processInfo.environment
-            environment["XDG_CONFIG_HOME"] = TestConfigHome.path
-            environment["LVD_PLUGIN_PATH"] = nil
-            process.environment = environment
+            process = lvdProcess(arguments)
             process.standardError = errors
             process.standardOutput = output
             try process.run()

@@ -421,13 +421,7 @@ final class Stage2BenchTests: XCTestCase {
         try writeCache(rows.map(\.prompt), to: temp.file("cache.json"))
         let arguments = ["bench", "stage2", "--method", "baseline", "--layouts", "cache:" + temp.file("cache.json"), "--tasks", "dynamics",
                          "--per-task", "3", "--steps", "1", "--db", temp.file("r.db"), "-o", temp.file("videos")]
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestPaths.lvd)
-        process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["XDG_CONFIG_HOME"] = TestConfigHome.path
-        environment["LVD_PLUGIN_PATH"] = nil
-        process.environment = environment
+        let process = lvdProcess(arguments)
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

@@ -60,12 +60,29 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
 @discardableResult
 func lvd(_ arguments: [String], pluginPath: String? = nil, environment extra: [String: String] = [:],
          directory: String? = nil) throws -> ProcessResult {
+    var environment = lvdEnvironment(pluginPath: pluginPath)
+    for (key, value) in extra { environment[key] = value }
+    return try runProcess(TestPaths.lvd, arguments, environment: environment, directory: directory)
+}
+
+/// This process's environment as the tests run `lvd` in it: a private config folder, no
+/// LVD_LOG_LEVEL, and LVD_PLUGIN_PATH only when given.
+func lvdEnvironment(pluginPath: String? = nil) -> [String: String] {
     var environment = ProcessInfo.processInfo.environment
     environment["XDG_CONFIG_HOME"] = TestConfigHome.path
     environment["LVD_PLUGIN_PATH"] = pluginPath
     environment["LVD_LOG_LEVEL"] = nil
-    for (key, value) in extra { environment[key] = value }
-    return try runProcess(TestPaths.lvd, arguments, environment: environment, directory: directory)
+    return environment
+}
+
+/// The built `lvd` with `arguments`, set up as `lvd(…)` runs it, not yet started: for tests that
+/// interrupt or kill it.
+func lvdProcess(_ arguments: [String]) -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: TestPaths.lvd)
+    process.arguments = arguments
+    process.environment = lvdEnvironment()
+    return process
 }
 
 /// An empty config home shared by the tests, so a developer's ~/.config/lvd never leaks in.
