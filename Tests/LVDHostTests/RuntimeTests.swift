@@ -165,4 +165,33 @@ final class BenchOpsTests: XCTestCase {
         XCTAssertEqual(traffic, 4 * 4 * 5120 * 16 * 64 / 1e9, accuracy: 1e-9)
         XCTAssertNil(byName["attention temporal 16f bwd"]?["gbytes_per_second"], "only the forward's traffic is counted")
     }
+
+    /// Ctrl-C during the PyTorch side ends the reference Python too (Foundation starts it in its
+    /// own process group, where a terminal's Ctrl-C does not reach), and the benchmark with 130.
+    func testCtrlCEndsTheReferencePython() throws {
+        let temp = try TempDir()
+        // A stand-in for python: notes its pid, then waits far longer than the test.
+        let fake = temp.file("python")
+        try "#!/bin/sh\necho $$ > '\(temp.file("pid"))'\nexec sleep 300\n".write(toFile: fake, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake)
+        let process = lvdProcess(["bench", "ops", "--reference", fake, "--filter", "copy"])
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        func pid() -> pid_t? { (try? String(contentsOfFile: temp.file("pid"), encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) } }
+        while pid() == nil && Date() < deadline { usleep(20_000) }
+        let python = try XCTUnwrap(pid(), "the reference started")
+        usleep(100_000)
+        process.interrupt()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 130)
+        // Gone, or a zombie waiting for whoever reaps orphans here.
+        func alive() -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(python)/stat", encoding: .utf8) else { return false }
+            return stat.components(separatedBy: ") ").last?.first != "Z"
+        }
+        while alive() && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(alive(), "the reference is gone")
+    }
 }

@@ -73,22 +73,26 @@ public final class HostServices: @unchecked Sendable {
 
 /// Ctrl-C handling for long work: the first SIGINT asks every plugin to stop (they poll
 /// `lvd_host.is_cancelled` and return LVD_ERR_CANCELLED, so finished results are kept); a
-/// second one exits at once with status 130. Child `lvd` processes (`compare`, the benchmarks)
-/// run in their own process groups, so a terminal's Ctrl-C does not reach them: each SIGINT is
-/// passed on to the tracked children — the first makes the running one stop after its step,
-/// the second makes it quit with this process.
+/// second one exits at once with status 130 — or the first, for work that has nothing to keep
+/// (`quitAtOnce`: the kernel benchmarks). Child processes run in their own process groups
+/// (Foundation starts them so), so a terminal's Ctrl-C does not reach them: each SIGINT is passed
+/// on to the tracked children, as the signal each was tracked with — a child `lvd` stops after
+/// its step at the first and quits at the second; a reference Python is ended (SIGTERM).
 public enum InterruptHandler {
     nonisolated(unsafe) private static var source: DispatchSourceSignal?
-    private static let children = Mutex<Set<pid_t>>([])
+    private static let children = Mutex<[pid_t: Int32]>([:])
 
-    public static func install(services: HostServices = .shared) {
+    public static func install(services: HostServices = .shared, quitAtOnce: Bool = false) {
         guard source == nil else { return }
         signal(SIGINT, SIG_IGN)
         let signals = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         signals.setEventHandler {
             let running = children.withLock { $0 }
-            for pid in running { kill(pid, SIGINT) }
-            if services.isCancelled { exit(130) }
+            for (pid, signal) in running { kill(pid, signal) }
+            if services.isCancelled || quitAtOnce {
+                if quitAtOnce { FileHandle.standardError.write(Data("\nlvd: interrupted\n".utf8)) }
+                exit(130)
+            }
             services.cancel()
             FileHandle.standardError.write(Data("\nlvd: stopping after the current step (Ctrl-C again to quit now)\n".utf8))
         }
@@ -96,15 +100,15 @@ public enum InterruptHandler {
         source = signals
     }
 
-    /// Passes this process's Ctrl-C on to `pid` until `untrack`; a child started after the
-    /// first Ctrl-C is asked to stop at once.
-    public static func track(child pid: pid_t, services: HostServices = .shared) {
-        children.withLock { _ = $0.insert(pid) }
-        if services.isCancelled { kill(pid, SIGINT) }
+    /// Passes this process's Ctrl-C on to `pid`, as `signal`, until `untrack`; a child started
+    /// after the first Ctrl-C gets it at once.
+    public static func track(child pid: pid_t, signal: Int32 = SIGINT, services: HostServices = .shared) {
+        children.withLock { $0[pid] = signal }
+        if services.isCancelled { kill(pid, signal) }
     }
 
     public static func untrack(child pid: pid_t) {
-        children.withLock { _ = $0.remove(pid) }
+        children.withLock { _ = $0.removeValue(forKey: pid) }
     }
 }
 

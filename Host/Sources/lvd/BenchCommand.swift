@@ -19,6 +19,7 @@ struct Bench: ParsableCommand {
         @Option(help: "Only cases whose name contains this.") var filter: String?
 
         func run() throws {
+            InterruptHandler.install(quitAtOnce: true)
             let cases = BenchCase.all.filter { filter == nil || $0.name.contains(filter!) }
             let library = BLAS.library
             let header = [
@@ -273,6 +274,7 @@ extension Bench {
         }
 
         func run() throws {
+            InterruptHandler.install(quitAtOnce: true)
             if profile { OpProfile.enabled = true }
             let (unetConfig, json) = try resolveConfig()
             let dims = size.split(separator: "x").compactMap { Int($0) }
@@ -422,6 +424,8 @@ func runReference(_ python: String, script name: String, input: JSONValue, parti
     process.standardInput = stdin
     process.standardOutput = stdout
     do { try process.run() } catch { throw CLIError("cannot run \(python): \(error.localizedDescription)") }
+    InterruptHandler.track(child: process.processIdentifier, signal: SIGTERM)
+    defer { InterruptHandler.untrack(child: process.processIdentifier) }
     stdin.fileHandleForWriting.write(Data(input.serialized().utf8))
     try? stdin.fileHandleForWriting.close()
     let output = stdout.fileHandleForReading.readDataToEndOfFile()
