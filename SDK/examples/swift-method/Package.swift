@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // An lvd method plugin in Swift, built outside the lvd repository: copy this folder and point
-// the dependency at your copy of the SDK (a path, or the repository's URL).
+// the path below at the SDK/ folder of an lvd checkout (SwiftPM cannot take a package from a
+// subfolder of a repository by URL, so it is a path).
 import PackageDescription
 
 let package = Package(
