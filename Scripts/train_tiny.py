@@ -56,7 +56,15 @@ def load_data(folders):
     """All clips of the given dataset folders: videos (N, F, H, W, 3) uint8 and their meta rows."""
     videos, rows = [], []
     for folder in folders:
-        for path in sorted(glob.glob(os.path.join(folder, "meta-*.json"))):
+        shards = sorted(glob.glob(os.path.join(folder, "meta-*.json")))
+        manifest = os.path.join(folder, "dataset.json")
+        if not os.path.exists(manifest):
+            sys.exit(f"{folder}: no dataset.json (not an `lvd world dataset` export)")
+        wanted = json.load(open(manifest))["shards"]
+        if len(shards) != wanted:
+            sys.exit(f"{folder}: {len(shards)} of the {wanted} shards in dataset.json are finished; "
+                     "run the same `lvd world dataset` command again to complete the export")
+        for path in shards:
             meta = json.load(open(path))
             video = np.load(path.replace("meta-", "videos-").replace(".json", ".npy"), mmap_mode="r")
             assert len(meta) == video.shape[0], path
