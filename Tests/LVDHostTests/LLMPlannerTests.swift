@@ -110,8 +110,16 @@ final class LLMPlannerTests: XCTestCase {
         let closed = try ReplayServer()
         let url = closed.baseURL
         closed.stop()
-        XCTAssertThrowsError(try planner(closed, ["cache=off", "retries=0"]).planLayout(prompt: "x")) {
-            XCTAssertTrue("\($0)".contains(url), "\($0)")
+        XCTAssertThrowsError(try planner(closed, ["cache=off", "retries=1"]).planLayout(prompt: "x")) {
+            XCTAssertEqual("\($0)".components(separatedBy: url).count, 2, "the URL named once: \($0)")
+            XCTAssertTrue("\($0)".contains("gave up after 2 attempts"), "\($0)")
+        }
+        // OpenAI itself without a key: said before any request (a local server needs none).
+        let catalog = PluginCatalog(searchPath: .standard(pluginPaths: [TestPaths.repoRoot + "/plugins.d"], environment: ["HOME": TestConfigHome.path]))
+        let plugin = try PluginLoader().load(catalog.require(id: "llm", kind: .planner))
+        let openAI = try PlannerInstance(plugin: plugin, params: try plugin.resolveParams(["cache=off", "api_key_env=LVD_TEST_UNSET_KEY"]))
+        XCTAssertThrowsError(try openAI.planLayout(prompt: "x")) {
+            XCTAssertTrue("\($0)".contains("https://api.openai.com/v1/chat/completions needs an API key: set LVD_TEST_UNSET_KEY"), "\($0)")
         }
     }
 

@@ -9,9 +9,12 @@ struct HTTPClient {
     }
 
     struct Failure: Error, CustomStringConvertible {
-        var description: String
+        var url: String
+        /// What went wrong, without the URL.
+        var reason: String
         /// Worth another try (connection problems, timeouts).
         var transient: Bool
+        var description: String { "\(url): \(reason)" }
     }
 
     var connectTimeout: Int = 10
@@ -21,7 +24,7 @@ struct HTTPClient {
 
     func post(_ url: String, json body: Data, headers: [String]) throws -> Response {
         _ = Self.initialized
-        guard let curl = curl_easy_init() else { throw Failure(description: "\(url): cannot start libcurl", transient: false) }
+        guard let curl = curl_easy_init() else { throw Failure(url: url, reason: "cannot start libcurl", transient: false) }
         defer { curl_easy_cleanup(curl) }
         var list: UnsafeMutablePointer<curl_slist>?
         for header in headers + ["Content-Type: application/json", "Expect:"] { list = curl_slist_append(list, header) }
@@ -57,8 +60,8 @@ struct HTTPClient {
             let reason = String(cString: curl_easy_strerror(code))
             let transient = [CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT, CURLE_GOT_NOTHING, CURLE_RECV_ERROR,
                              CURLE_SEND_ERROR, CURLE_PARTIAL_FILE, CURLE_COULDNT_RESOLVE_HOST].contains(code)
-            if code == CURLE_WRITE_ERROR { throw Failure(description: "\(url): answer larger than 64 MiB", transient: false) }
-            throw Failure(description: "\(url): \(reason)", transient: transient)
+            if code == CURLE_WRITE_ERROR { throw Failure(url: url, reason: "answer larger than 64 MiB", transient: false) }
+            throw Failure(url: url, reason: reason, transient: transient)
         }
         var status = 0
         _ = lvd_curl_get_long(curl, CURLINFO_RESPONSE_CODE, &status)

@@ -32,6 +32,8 @@ final class LLMPlanner: PlannerPlugin {
     private let baseURL: String
     private let model: String
     private let apiKey: String?
+    /// The environment variable the key is read from (for messages).
+    private let keyVariable: String
     private let temperature: Double
     private let maxTokens: Int
     private let client: HTTPClient
@@ -50,6 +52,7 @@ final class LLMPlanner: PlannerPlugin {
         }
         model = params["model"]?.stringValue ?? "gpt-3.5-turbo"
         let keyVariable = params["api_key_env"]?.stringValue ?? "OPENAI_API_KEY"
+        self.keyVariable = keyVariable
         apiKey = ProcessInfo.processInfo.environment[keyVariable].flatMap { $0.isEmpty ? nil : $0 }
         temperature = params["temperature"]?.numberValue ?? 0.25
         maxTokens = params["max_tokens"]?.intValue ?? 900
@@ -134,6 +137,10 @@ final class LLMPlanner: PlannerPlugin {
         }
         let payload = Data(JSONValue.object(body).serialized().utf8)
         let headers = apiKey.map { ["Authorization: Bearer \($0)"] } ?? []
+        if apiKey == nil && URL(string: baseURL)?.host == "api.openai.com" {
+            // Without a key OpenAI answers 401 to everything: say so before the first request.
+            throw PluginError(LVD_ERR_INVALID_ARGUMENT, "\(url) needs an API key: set \(keyVariable) (or name another variable with --param api_key_env=NAME)")
+        }
         var delay = backoff
         for attempt in 0...retries {
             try host.checkCancellation()
@@ -154,7 +161,7 @@ final class LLMPlanner: PlannerPlugin {
                 }
             } catch let failure as HTTPClient.Failure {
                 guard failure.transient else { throw PluginError(LVD_ERR_NETWORK, failure.description) }
-                retryReason = failure.description
+                retryReason = failure.reason
             }
             guard attempt < retries else {
                 throw PluginError(LVD_ERR_NETWORK, "\(url): \(retryReason); gave up after \(retries + 1) attempts")
