@@ -19,6 +19,22 @@ final class BundledModelTests: XCTestCase {
         try XCTUnwrap(try JSONValue.parse(String(contentsOfFile: folder + "/run.json", encoding: .utf8)).objectValue)
     }
 
+    /// `lvd` on PATH through a symbolic link (as `ln -s …/.build/release/lvd ~/bin/lvd` makes it),
+    /// run from another folder: its plugins and the bundled model are still found (from the
+    /// executable's real place; its argv[0] is just "lvd").
+    func testLVDOnPathThroughALinkFindsItsModelAndPlugins() throws {
+        let temp = try TempDir()
+        let bin = try temp.subfolder("bin")
+        try FileManager.default.createSymbolicLink(atPath: bin + "/lvd", withDestinationPath: TestPaths.lvd)
+        var environment = lvdEnvironment()
+        environment["PATH"] = bin + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
+        environment["LVD_MODEL"] = nil
+        let result = try runProcess("/usr/bin/env", ["lvd", "generate", "a red ball", "--method", "baseline", "--frames", "2", "--steps", "1",
+                                                     "-o", "out"], environment: environment, directory: temp.path)
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertEqual(try run(temp.file("out"))["model"]?.objectValue?["path"]?.stringValue, Self.models + "/tiny")
+    }
+
     func testTheBundledModelIsTheDefaultWithItsOwnSettings() throws {
         let temp = try TempDir()
         var videos: [VideoFrames] = []

@@ -109,11 +109,14 @@ public struct PluginCatalog: Sendable {
 
 /// Paths of the running executable and the source tree.
 public enum HostPaths {
-    /// The folder of the running executable (from /proc/self/exe).
-    public static let executableDirectory: String = {
-        let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return (absolute(path) as NSString).deletingLastPathComponent
+    /// The running executable, symbolic links resolved (from /proc/self/exe: `lvd` found on PATH
+    /// through a link, `CommandLine.arguments[0]` is just "lvd").
+    public static let executable: String = {
+        absolute((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
     }()
+
+    /// The folder of the running executable.
+    public static var executableDirectory: String { (executable as NSString).deletingLastPathComponent }
 
     /// The checkout the executable was built in: the nearest ancestor with Package.swift and plugins.d.
     public static func sourceTree(from directory: String) -> String? {

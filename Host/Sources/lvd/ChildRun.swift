@@ -9,9 +9,7 @@ struct ChildRun {
     /// nil when the child exited 0; otherwise why it did not.
     var failure: String?
 
-    static var executable: String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    }
+    static var executable: String { HostPaths.executable }
 
     /// Runs `lvd arguments…` to its end. Each line the child writes to standard error goes to
     /// `line` as it comes (on another thread), for progress; Ctrl-C here is passed on to it.

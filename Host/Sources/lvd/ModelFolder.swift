@@ -1,5 +1,6 @@
 import Foundation
 import LVDFormats
+import LVDHost
 
 /// What a model folder's `lvd.json` says, all of it optional:
 ///
@@ -96,7 +97,7 @@ extension Generate {
         } else if let variable = environment["LVD_MODEL"], !variable.isEmpty {
             base = variable
         } else {
-            let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+            let executable = URL(fileURLWithPath: HostPaths.executableDirectory, isDirectory: true)
             var candidates = [executable.appendingPathComponent("../share/lvd/models/tiny").standardized.path]
             var folder = executable
             for _ in 0..<6 {
