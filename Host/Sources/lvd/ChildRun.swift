@@ -68,8 +68,11 @@ extension ChildRun {
     static func relay(_ label: String, to display: ProgressLine) -> @Sendable (String) -> Void {
         { text in
             let words = text.split(separator: " ", omittingEmptySubsequences: true)
-            if words.count >= 3, ["warning", "error", "critical"].contains(words[1]) {
-                // "<time> <level> <logger>: <metadata> [<module>] <message>" → "<label>: <level>: <message>"
+            let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+            if words.count >= 3, levels.contains(String(words[1])) {
+                // A log line, "<time> <level> <logger>: <metadata> [<module>] <message>": warnings
+                // and errors are shown as "<label>: <level>: <message>".
+                guard levels.firstIndex(of: String(words[1]))! >= levels.firstIndex(of: "warning")! else { return }
                 let rest = words.dropFirst(2).joined(separator: " ")
                 let message = rest.range(of: "] ").map { String(rest[$0.upperBound...]) } ?? rest
                 display.message("\(label): \(words[1]): \(message)")
