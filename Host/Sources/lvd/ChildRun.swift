@@ -65,14 +65,14 @@ struct ChildRun {
 extension ChildRun {
     /// A `line` handler that shows a child's progress ("denoising step 3/40") on `display` and
     /// its warnings and errors, each under `label`; the rest of its log stays in `stderr`.
-    static func relay(_ label: String, to display: ProgressLine) -> @Sendable (String) -> Void {
+    static func relay(_ label: String, to display: ProgressLine, warnings: Bool = true) -> @Sendable (String) -> Void {
         { text in
             let words = text.split(separator: " ", omittingEmptySubsequences: true)
             let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
             if words.count >= 3, levels.contains(String(words[1])) {
                 // A log line, "<time> <level> <logger>: <metadata> [<module>] <message>": warnings
                 // and errors are shown as "<label>: <level>: <message>".
-                guard levels.firstIndex(of: String(words[1]))! >= levels.firstIndex(of: "warning")! else { return }
+                guard warnings, levels.firstIndex(of: String(words[1]))! >= levels.firstIndex(of: "warning")! else { return }
                 let rest = words.dropFirst(2).joined(separator: " ")
                 let message = rest.range(of: "] ").map { String(rest[$0.upperBound...]) } ?? rest
                 display.message("\(label): \(words[1]): \(message)")
@@ -82,4 +82,17 @@ extension ChildRun {
             }
         }
     }
+
+    /// A child `lvd generate … --json` whose denoising steps are shown under `label` — always
+    /// (`lvd compare`), or only on a terminal (`onTerminalOnly`: the benchmarks, whose logs would
+    /// otherwise get a line per step; the bar is wiped when the video is done) — and, with
+    /// `warnings`, its warnings too.
+    static func generate(_ arguments: [String], label: String, onTerminalOnly: Bool = false, warnings: Bool = true) throws -> ChildRun {
+        let showSteps = !onTerminalOnly || isatty(2) != 0
+        let display = ProgressLine(enabled: showSteps)
+        let child = try run(arguments + (showSteps ? ["--progress"] : []), line: showSteps || warnings ? relay(label, to: display, warnings: warnings) : nil)
+        display.finish(erase: onTerminalOnly)
+        return child
+    }
 }
+

@@ -76,15 +76,13 @@ struct Compare: ParsableCommand {
             if HostServices.shared.isCancelled { break }
             FileHandle.standardError.write(Data("\(method): generating…\n".utf8))
             var arguments = ["generate", prompt, "--layout", layoutPath, "--method", method, "--model", modelPaths[method]!, "--seed", String(seed),
-                             "-o", output + "/" + method, "--json", "--progress", "--log-level", "info"]
+                             "-o", output + "/" + method, "--json", "--log-level", "info"]
             if let size { arguments += ["--size", size] }
             if let frames { arguments += ["--frames", String(frames)] }
             if let steps { arguments += ["--steps", String(steps)] }
             arguments += host.pluginPaths.flatMap { ["--plugin-path", $0] }
             for param in params where param.hasPrefix(method + ".") { arguments += ["--param", String(param.dropFirst(method.count + 1))] }
-            let display = ProgressLine(enabled: true)
-            let child = try ChildRun.run(arguments, line: ChildRun.relay(method, to: display))
-            display.finish()
+            let child = try ChildRun.generate(arguments, label: method)
             var row = Row(method: method, status: child.failure ?? "ok")
             if child.failure == nil, let run = try? JSONValue.parse(String(decoding: child.stdout, as: UTF8.self)).objectValue {
                 row.seconds = run["timings"]?.objectValue?["generate_seconds"]?.numberValue

@@ -228,9 +228,12 @@ final class ProgressLine: @unchecked Sendable {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
-    func finish() {
+    /// Ends the bar: kept on its line, or with `erase` wiped (the caller prints its own line there).
+    func finish(erase: Bool = false) {
         lock.lock()
         defer { lock.unlock() }
-        if drawn { FileHandle.standardError.write(Data("\n".utf8)); drawn = false }
+        guard drawn else { return }
+        FileHandle.standardError.write(Data((erase ? "\r\u{1B}[K" : "\n").utf8))
+        drawn = false
     }
 }

@@ -187,7 +187,7 @@ extension Bench {
                              "--model", s.model, "--frames", String(s.frames), "--steps", String(s.steps), "-o", folder, "--json"]
             arguments += params.flatMap { ["--param", $0] }
             arguments += host.pluginPaths.flatMap { ["--plugin-path", $0] }
-            let child = try ChildRun.run(arguments)
+            let child = try ChildRun.generate(arguments, label: "\(s.method) \(folder.split(separator: "/").last ?? "")", onTerminalOnly: true, warnings: false)
             if let failure = child.failure, !HostServices.shared.isCancelled {
                 throw CLIError("\(s.method) on \"\(prompt)\" (seed \(seed)): \(failure)")
             }

@@ -107,7 +107,7 @@ extension Bench {
                     if let steps { arguments += ["--steps", String(steps)] }
                     arguments += params.flatMap { ["--param", $0] }
                     arguments += host.pluginPaths.flatMap { ["--plugin-path", $0] }
-                    let child = try ChildRun.run(arguments)
+                    let child = try ChildRun.generate(arguments, label: item.name, onTerminalOnly: true, warnings: false)
                     if let failure = child.failure {
                         if HostServices.shared.isCancelled { break }
                         throw CLIError("\(item.name) (\(item.prompt)): \(failure)")
