@@ -189,6 +189,7 @@ final class BundledModelTests: XCTestCase {
         let arguments = ["bench", "world", "--captions", "2", "--steps", "2", "-o", temp.file("b"), "--json"]
         let first = try lvd(arguments)
         XCTAssertEqual(first.status, 0, first.output)
+        XCTAssertFalse(first.stderr.contains("denoising step"), "a log gets no line per step: \(first.stderr)")
         let figures = try XCTUnwrap(try JSONValue.parse(first.stdout).objectValue)
         XCTAssertEqual(figures["captions"], .number(2))
         let classShare = try XCTUnwrap(figures["class_found"]?.numberValue)
@@ -220,5 +221,12 @@ final class BundledModelTests: XCTestCase {
         XCTAssertEqual(guided.status, 0, guided.output)
         let record = try JSONValue.parse(String(contentsOfFile: temp.file("g/caption-000/run.json"), encoding: .utf8)).objectValue
         XCTAssertEqual(record?["params"]?.objectValue?["guidance_scale"], .number(20))
+        // On a terminal (script(1) gives it one) the video's steps are a bar, wiped before its line.
+        let command = ["'\(TestPaths.lvd)'", "bench", "world", "--captions", "1", "--steps", "2", "-o", "'\(temp.file("t"))'"].joined(separator: " ")
+        var environment = lvdEnvironment()
+        environment["LVD_MODEL"] = nil
+        let terminal = try runProcess("/usr/bin/env", ["script", "-qec", command, "/dev/null"], environment: environment)
+        XCTAssertEqual(terminal.status, 0, terminal.output)
+        XCTAssertTrue(terminal.stdout.contains("] caption-000: denoising step 2/2\r\u{1B}[Kworld bench: 1/1 caption-000"), terminal.stdout)
     }
 }
