@@ -241,6 +241,13 @@ final class CompareTests: XCTestCase {
         XCTAssertTrue(log().contains("cancelled: nothing was written"), log())
         XCTAssertFalse(log().contains("denoising step 1000/1000"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: temp.file("out/video.npy")))
+
+        // A variable naming another process than the parent (inherited from further up, as a
+        // plugin's own lvd would get it) is not this run's: it generates to the end.
+        let unrelated = try lvd(["generate", "a red ball", "--method", "baseline", "--model", GenerateTests.model, "--frames", "2",
+                                 "--steps", "2", "-o", temp.file("other")], environment: ["LVD_PARENT_PID": "1"])
+        XCTAssertEqual(unrelated.status, 0, unrelated.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: temp.file("other/video.npy")))
     }
 
     func testCompareRunsEachMethodApartAndReportsFailures() throws {

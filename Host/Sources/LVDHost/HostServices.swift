@@ -122,6 +122,10 @@ public enum ParentWatch {
     public static func install(services: HostServices = .shared, environment: [String: String] = ProcessInfo.processInfo.environment) {
         guard !installed, let text = environment[environmentKey], let parent = pid_t(text) else { return }
         installed = true
+        // Meant for this process only: not for what it starts in turn (a plugin's own lvd), and
+        // not when this process's parent is another (the variable came from further up).
+        unsetenv(environmentKey)
+        guard getppid() == parent else { return }
         Thread.detachNewThread {
             while getppid() == parent { usleep(250_000) }
             FileHandle.standardError.write(Data("lvd: the lvd that started this one (pid \(parent)) is gone: stopping after the current step\n".utf8))
