@@ -264,6 +264,12 @@ final class CompareTests: XCTestCase {
         XCTAssertNil(rows[0]["energy_before"], "baseline has none")
         XCTAssertGreaterThan(rows[0]["seconds"]?.numberValue ?? 0, 0)
         XCTAssertTrue(rows[2]["status"]?.stringValue?.hasPrefix("failed: no-such-method") == true, "\(rows[2])")
+        // compare.json records the same table with what it ran on.
+        let record = try XCTUnwrap(try JSONValue.parse(String(contentsOfFile: temp.file("cmp/compare.json"), encoding: .utf8)).objectValue)
+        XCTAssertEqual(record["methods"]?.arrayValue?.compactMap(\.objectValue), rows)
+        XCTAssertEqual(record["prompt"], .string("a red ball moving from the left to the right"))
+        XCTAssertEqual(record["seed"], .number(0))
+        XCTAssertEqual(record["layout"], .string("layout.json"))
         for method in ["baseline", "lvd"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: temp.file("cmp/\(method)/video.npy")))
         }

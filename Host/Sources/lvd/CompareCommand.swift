@@ -94,6 +94,11 @@ struct Compare: ParsableCommand {
             rows.append(row)
         }
         try writeSideBySide(rows, layout: layoutValue)
+        // compare.json: what was compared and how each method fared (the --json table, with the
+        // prompt, seed and layout it ran on), written whole.
+        let record = JSONObject(["prompt": .string(prompt), "seed": .number(Double(seed)), "layout": .string("layout.json"),
+                                 "methods": tableJSON(rows)])
+        try writeAtomically(JSONValue.object(record).serialized(pretty: true) + "\n", to: output + "/compare.json")
         printTable(rows)
         if rows.contains(where: { $0.status != "ok" }) || rows.count < methodList.count { throw ExitCode(1) }
     }
@@ -156,15 +161,20 @@ struct Compare: ParsableCommand {
         rgb[o] = 255; rgb[o + 1] = 40; rgb[o + 2] = 40
     }
 
+    /// The table as JSON: one object per method run.
+    func tableJSON(_ rows: [Row]) -> JSONValue {
+        .array(rows.map { row in
+            var object = JSONObject(["method": .string(row.method), "status": .string(row.status)])
+            if let s = row.seconds { object["seconds"] = .number(s) }
+            if let p = row.peak { object["peak_rss_bytes"] = .number(p) }
+            if let e = row.energy { object["energy_before"] = .number(e.0); object["energy_after"] = .number(e.1) }
+            return .object(object)
+        })
+    }
+
     func printTable(_ rows: [Row]) {
         if json {
-            print(JSONValue.array(rows.map { row in
-                var object = JSONObject(["method": .string(row.method), "status": .string(row.status)])
-                if let s = row.seconds { object["seconds"] = .number(s) }
-                if let p = row.peak { object["peak_rss_bytes"] = .number(p) }
-                if let e = row.energy { object["energy_before"] = .number(e.0); object["energy_after"] = .number(e.1) }
-                return .object(object)
-            }).serialized(pretty: true))
+            print(tableJSON(rows).serialized(pretty: true))
             return
         }
         func cell(_ text: String, _ width: Int) -> String { text.padding(toLength: Swift.max(width, text.count + 1), withPad: " ", startingAt: 0) }
@@ -175,7 +185,7 @@ struct Compare: ParsableCommand {
             let energy = row.energy.map { String(format: "%.4g → %.4g", $0.0, $0.1) } ?? "-"
             print(cell(row.method, 20) + cell(seconds, 10) + cell(peak, 11) + cell(energy, 26) + row.status)
         }
-        print("wrote \(output)/compare.gif (\(rows.map(\.method).joined(separator: " | ")))")
+        print("wrote \(output)/compare.gif (\(rows.map(\.method).joined(separator: " | "))) and compare.json")
     }
 }
 
