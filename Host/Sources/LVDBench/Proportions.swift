@@ -33,6 +33,12 @@ public enum Proportions {
         return Swift.min(1, 2 * tail)
     }
 
+    /// successes / total as a fraction; 0 when there is nothing to count.
+    public static func share(_ successes: Int, of total: Int) -> Double { total == 0 ? 0 : Double(successes) / Double(total) }
+
+    /// successes / total in percent; 0 when there is nothing to count.
+    public static func percent(_ successes: Int, of total: Int) -> Double { total == 0 ? 0 : 100 * Double(successes) / Double(total) }
+
     /// The 95 % Wilson interval as a JSON [low, high], in fractions times `scale` (100: percent).
     public static func wilson95JSON(_ successes: Int, of total: Int, scale: Double = 1) -> JSONValue {
         let (low, high) = wilson95(successes, of: total)
@@ -42,7 +48,6 @@ public enum Proportions {
     /// "12.5 % (7.1–21.0)": a rate in percent with its 95 % interval.
     public static func percentWithInterval(_ successes: Int, of total: Int) -> String {
         let (low, high) = wilson95(successes, of: total)
-        let rate = total == 0 ? 0 : 100 * Double(successes) / Double(total)
-        return String(format: "%.1f %% (%.1f–%.1f)", rate, 100 * low, 100 * high)
+        return String(format: "%.1f %% (%.1f–%.1f)", percent(successes, of: total), 100 * low, 100 * high)
     }
 }

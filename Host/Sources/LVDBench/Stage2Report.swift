@@ -52,7 +52,7 @@ public struct Stage2Report {
         return (rows.filter(\.success).count, rows.count)
     }
 
-    static func percent(_ s: Int, _ t: Int) -> Double { t == 0 ? 0 : 100 * Double(s) / Double(t) }
+    static func percent(_ s: Int, _ t: Int) -> Double { Proportions.percent(s, of: t) }
     static func format(_ value: Double) -> String { String(format: "%.1f", value) }
 
     /// Each group's label and configuration.

@@ -9,13 +9,11 @@ struct ChildRun {
     /// nil when the child exited 0; otherwise why it did not.
     var failure: String?
 
-    static var executable: String { HostPaths.executable }
-
     /// Runs `lvd arguments…` to its end. Each line the child writes to standard error goes to
     /// `line` as it comes (on another thread), for progress; Ctrl-C here is passed on to it.
     static func run(_ arguments: [String], line: (@Sendable (String) -> Void)? = nil) throws -> ChildRun {
         let child = Process()
-        child.executableURL = URL(fileURLWithPath: executable)
+        child.executableURL = URL(fileURLWithPath: HostPaths.executable)
         child.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment[ParentWatch.environmentKey] = String(getpid())

@@ -135,15 +135,14 @@ extension Bench {
                 }
                 FileHandle.standardError.write(Data("world bench: \(index + 1)/\(items.count) \(item.name)\n".utf8))
             }
-            func share(_ a: Int, _ b: Int) -> Double { b == 0 ? 0 : Double(a) / Double(b) }
             func mean(_ v: [Double]?) -> Double { guard let v, !v.isEmpty else { return 0 }; return v.reduce(0, +) / Double(v.count) }
             let detectionsPerFrame = captionsDone == 0 ? 0 : perFrame / Double(captionsDone)
             let figures = JSONObject([
-                "captions": .number(Double(captionsDone)), "class_found": .number(share(classHits, captionsDone)),
-                "colour_found": .number(share(colourHits, captionsDone)), "alone_found": .number(share(aloneHits, captionsDone)),
+                "captions": .number(Double(captionsDone)), "class_found": .number(Proportions.share(classHits, of: captionsDone)),
+                "colour_found": .number(Proportions.share(colourHits, of: captionsDone)), "alone_found": .number(Proportions.share(aloneHits, of: captionsDone)),
                 "detections_per_frame": .number(detectionsPerFrame),
                 "layouts": .number(Double(layoutsDone)), "object_frames": .number(Double(pairs)),
-                "iou_0_3_share": .number(share(pairHits, pairs)),
+                "iou_0_3_share": .number(Proportions.share(pairHits, of: pairs)),
                 // 95 % Wilson intervals (fractions): 100 captions leave about ±9 points.
                 "class_found_ci95": Proportions.wilson95JSON(classHits, of: captionsDone),
                 "colour_found_ci95": Proportions.wilson95JSON(colourHits, of: captionsDone),
@@ -160,7 +159,7 @@ extension Bench {
                 }
                 if layoutsDone > 0 {
                     print(String(format: "layouts (lvd-gligen): %d videos, %d object-frames; detected box at IoU ≥ 0.3 on %.1f %%; %.2f s per video",
-                                 layoutsDone, pairs, 100 * share(pairHits, pairs), mean(seconds["lvd-gligen"])))
+                                 layoutsDone, pairs, 100 * Proportions.share(pairHits, of: pairs), mean(seconds["lvd-gligen"])))
                 }
             }
             if captionsDone + layoutsDone < items.count { print("interrupted: \(captionsDone + layoutsDone) of \(items.count) videos scored"); throw ExitCode(130) }

@@ -43,10 +43,11 @@ final class LVDMethod: MethodPlugin {
         energy.foregroundWeight = Float(number("fg_weight", benchmark: 1, weak: 1))
         energy.backgroundWeight = Float(number("bg_weight", benchmark: 4, weak: 2))
         energy.centreWeight = Float(number("com_weight", benchmark: 0.03, weak: 0))
-        let loop = GuidanceLoop(scale: Float(number("loss_scale", benchmark: 5, weak: 2.5)),
-                                threshold: Float(number("loss_threshold", benchmark: 200, weak: 250)),
-                                maxIterations: Int(number("max_iter", benchmark: 5, weak: 1)),
-                                maxIndexStep: params["max_index_step"]?.intValue ?? 10)
+        let benchmark = GuidanceLoop.Defaults.lvd  // the schema's defaults, which the weak preset replaces
+        let loop = GuidanceLoop(scale: Float(number("loss_scale", benchmark: benchmark.scale, weak: 2.5)),
+                                threshold: Float(number("loss_threshold", benchmark: benchmark.threshold, weak: 250)),
+                                maxIterations: Int(number("max_iter", benchmark: Double(benchmark.maxIterations), weak: 1)),
+                                maxIndexStep: params["max_index_step"]?.intValue ?? benchmark.maxIndexStep)
         let generation = GuidedGeneration(params: params)
         return try generation.run(host: host, request: request, loop: loop) { maps, setup, runtime in
             try energy(maps, setup: setup, runtime: runtime)
